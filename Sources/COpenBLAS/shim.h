@@ -1,0 +1,6 @@
+#ifndef ROADWATCH_COPENBLAS_SHIM_H
+#define ROADWATCH_COPENBLAS_SHIM_H
+
+#include <cblas.h>
+
+#endif

@@ -1,0 +1,263 @@
+import CFFmpeg
+import Foundation
+
+/// Encodes RGB frames as H.264 (libx264, yuv420p) into an MP4 file.
+///
+/// The file stays playable however writing ends: `finish()` flushes the encoder and writes the trailer with
+/// the index moved to the front (`+faststart`); `abort()`, a thrown error inside `write(to:settings:_:)`,
+/// task cancellation, or dropping the writer flush what was encoded and write a plain trailer.
+public final class H264Writer: Sendable {
+    /// Encoder and container settings.
+    public struct Settings: Sendable {
+        public var width: Int
+        public var height: Int
+        /// Nominal frame rate stored in the file.
+        public var frameRate: Rational
+        /// Unit of the timestamps passed to `append`; use the source's to keep its timing exactly.
+        public var timeBase: Rational
+        /// x264 constant rate factor, 0 (lossless) to 51.
+        public var crf: Int
+        /// x264 preset, `ultrafast` ... `veryslow`.
+        public var preset: String
+        /// Encoder threads; 0 lets x264 choose.
+        public var threads: Int
+
+        public init(width: Int, height: Int, frameRate: Rational, timeBase: Rational? = nil,
+                    crf: Int = 20, preset: String = "veryfast", threads: Int = 0) {
+            self.width = width
+            self.height = height
+            self.frameRate = frameRate
+            self.timeBase = timeBase ?? frameRate.inverse
+            self.crf = crf
+            self.preset = preset
+            self.threads = threads
+        }
+    }
+
+    public let path: String
+    public let settings: Settings
+    private let core: EncoderCore
+    private let lane: BlockingLane
+
+    /// Creates the file and writes its header.
+    public init(path: String, settings: Settings) throws {
+        self.path = path
+        self.settings = settings
+        self.lane = BlockingLane(label: "roadwatch.encode")
+        self.core = try EncoderCore(path: path, settings: settings)
+    }
+
+    deinit {
+        // Last resort when neither finish() nor abort() ran: leave a playable file.
+        let core = self.core
+        lane.runSync { try? core.close(normally: false) }
+    }
+
+    /// Encodes one frame shown at `pts` (in `settings.timeBase` units); timestamps must increase.
+    public func append(_ image: RGBImage, pts: Int64) async throws {
+        try await lane.run { [core] in try core.encode(image, pts: pts) }
+    }
+
+    /// Encodes a decoded frame at its own timestamp, rescaled to `settings.timeBase`.
+    public func append(_ frame: VideoFrame) async throws {
+        let pts = frame.timeBase == settings.timeBase
+            ? frame.pts : av_rescale_q(frame.pts, frame.timeBase.av, settings.timeBase.av)
+        try await append(frame.image, pts: pts)
+    }
+
+    /// Flushes the encoder and writes the trailer with the index at the front of the file.
+    public func finish() async throws {
+        try await lane.run { [core] in try core.close(normally: true) }
+    }
+
+    /// Flushes what was encoded and writes a plain trailer; never throws, for error paths.
+    public func abort() async {
+        _ = try? await lane.run { [core] in try core.close(normally: false) }
+    }
+
+    /// Frames written so far.
+    public var framesWritten: Int {
+        get async { (try? await lane.run { [core] in core.framesWritten }) ?? 0 }
+    }
+
+    /// Opens a writer, runs `body`, and closes the file: normally when `body` returns, with `abort()`
+    /// when it throws (cancellation included), so the file is playable either way.
+    public static func write<T: Sendable>(to path: String, settings: Settings,
+                                          _ body: (H264Writer) async throws -> T) async throws -> T {
+        let writer = try H264Writer(path: path, settings: settings)
+        do {
+            let result = try await body(writer)
+            try await writer.finish()
+            return result
+        } catch {
+            await writer.abort()
+            throw error
+        }
+    }
+}
+
+/// The FFmpeg side of `H264Writer`; used from one serial queue at a time.
+private final class EncoderCore: @unchecked Sendable {
+    let path: String
+    let settings: H264Writer.Settings
+    private var output: UnsafeMutablePointer<AVFormatContext>?
+    private var encoder: UnsafeMutablePointer<AVCodecContext>?
+    private var stream: UnsafeMutablePointer<AVStream>?
+    private var frame: UnsafeMutablePointer<AVFrame>?
+    private var packet: UnsafeMutablePointer<AVPacket>?
+    private var scaler: OpaquePointer?
+    private var lastPTS: Int64?
+    private var closed = false
+    private var headerWritten = false
+    private(set) var framesWritten = 0
+
+    init(path: String, settings: H264Writer.Settings) throws(VideoIOError) {
+        FFmpegRuntime.ensureReady()
+        self.path = path
+        self.settings = settings
+        func fail(_ message: String, _ kind: VideoIOError.Kind = .usage) -> VideoIOError {
+            VideoIOError(kind, operation: "create video", target: path, message: message)
+        }
+        guard settings.width > 0, settings.height > 0, settings.width % 2 == 0, settings.height % 2 == 0 else {
+            throw fail("H.264 in yuv420p needs an even width and height, got \(settings.width)x\(settings.height)")
+        }
+        guard settings.frameRate.isValid, settings.timeBase.isValid else {
+            throw fail("frame rate \(settings.frameRate) and time base \(settings.timeBase) must be positive")
+        }
+        guard (0...51).contains(settings.crf) else { throw fail("crf must be in 0...51, got \(settings.crf)") }
+        guard let codec = avcodec_find_encoder_by_name("libx264") else {
+            throw fail("this FFmpeg has no libx264 encoder", .unsupported)
+        }
+
+        var context: UnsafeMutablePointer<AVFormatContext>?
+        try check(avformat_alloc_output_context2(&context, nil, "mp4", path), "create video", path)
+        output = context
+        guard let output = context, let encoder = avcodec_alloc_context3(codec) else { throw fail("out of memory", .io) }
+        self.encoder = encoder
+        encoder.pointee.width = Int32(settings.width)
+        encoder.pointee.height = Int32(settings.height)
+        encoder.pointee.pix_fmt = AV_PIX_FMT_YUV420P
+        encoder.pointee.time_base = settings.timeBase.av
+        encoder.pointee.framerate = settings.frameRate.av
+        encoder.pointee.sample_aspect_ratio = AVRational(num: 1, den: 1)
+        encoder.pointee.thread_count = Int32(max(0, settings.threads))
+        // BT.601 limited range: what the RGB->YUV conversion below produces, and what players assume for SD/HD without tags.
+        encoder.pointee.color_range = AVCOL_RANGE_MPEG
+        if (output.pointee.oformat.pointee.flags & AVFMT_GLOBALHEADER) != 0 {
+            encoder.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
+        }
+        var codecOptions = makeDictionary(["crf": String(settings.crf), "preset": settings.preset])
+        defer { av_dict_free(&codecOptions) }
+        let openedEncoder = avcodec_open2(encoder, codec, &codecOptions)
+        if openedEncoder < 0 {
+            throw VideoIOError(.encoder, operation: "open the H.264 encoder for", target: path,
+                               message: ffmpegErrorString(openedEncoder) + " (preset '\(settings.preset)')")
+        }
+        guard let stream = avformat_new_stream(output, nil) else { throw fail("out of memory", .io) }
+        self.stream = stream
+        stream.pointee.time_base = settings.timeBase.av
+        stream.pointee.avg_frame_rate = settings.frameRate.av
+        try check(avcodec_parameters_from_context(stream.pointee.codecpar, encoder), "create video", path)
+
+        var io: UnsafeMutablePointer<AVIOContext>?
+        try check(avio_open(&io, path, AVIO_FLAG_WRITE), "create video", path)
+        output.pointee.pb = io
+        var muxerOptions = makeDictionary(["movflags": "+faststart"])
+        defer { av_dict_free(&muxerOptions) }
+        try check(avformat_write_header(output, &muxerOptions), "write the header of", path)
+        headerWritten = true
+
+        frame = av_frame_alloc()
+        packet = av_packet_alloc()
+        guard let frame, packet != nil else { throw fail("out of memory", .io) }
+        frame.pointee.format = AV_PIX_FMT_YUV420P.rawValue
+        frame.pointee.width = Int32(settings.width)
+        frame.pointee.height = Int32(settings.height)
+        try check(av_frame_get_buffer(frame, 0), "allocate frames for", path)
+        scaler = sws_getContext(Int32(settings.width), Int32(settings.height), AV_PIX_FMT_RGB24,
+                                Int32(settings.width), Int32(settings.height), AV_PIX_FMT_YUV420P,
+                                SWS_BICUBIC, nil, nil, nil)
+        guard scaler != nil else { throw fail("swscale cannot convert RGB to yuv420p", .unsupported) }
+    }
+
+    deinit {
+        try? close(normally: false)
+        if scaler != nil { sws_freeContext(scaler) }
+        if frame != nil { av_frame_free(&frame) }
+        if packet != nil { av_packet_free(&packet) }
+        if encoder != nil { avcodec_free_context(&encoder) }
+        if let output {
+            if output.pointee.pb != nil { avio_closep(&output.pointee.pb) }
+            avformat_free_context(output)
+        }
+    }
+
+    func encode(_ image: RGBImage, pts: Int64) throws(VideoIOError) {
+        guard !closed, let frame, let encoder else {
+            throw VideoIOError(.usage, operation: "write to", target: path, message: "the video is already closed")
+        }
+        guard image.width == settings.width, image.height == settings.height, image.channels == 3 else {
+            throw VideoIOError(.usage, operation: "write to", target: path,
+                               message: "frame is \(image.width)x\(image.height)x\(image.channels), the video is \(settings.width)x\(settings.height) RGB")
+        }
+        try check(av_frame_make_writable(frame), "write to", path)
+        let rowBytes = Int32(image.width * 3)
+        let height = Int32(image.height)
+        image.samples.withUnsafeBufferPointer { source in
+            var sourcePlanes: [UnsafePointer<UInt8>?] = [source.baseAddress, nil, nil, nil]
+            var sourceStrides: [Int32] = [rowBytes, 0, 0, 0]
+            withUnsafeMutablePointer(to: &frame.pointee.data) { data in
+                data.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { planes in
+                    withUnsafeMutablePointer(to: &frame.pointee.linesize) { lines in
+                        lines.withMemoryRebound(to: Int32.self, capacity: 8) { strides in
+                            _ = sws_scale(scaler, &sourcePlanes, &sourceStrides, 0, height, planes, strides)
+                        }
+                    }
+                }
+            }
+        }
+        var stamp = pts
+        if let lastPTS, stamp <= lastPTS { stamp = lastPTS + 1 }
+        lastPTS = stamp
+        frame.pointee.pts = stamp
+        try check(avcodec_send_frame(encoder, frame), "encode a frame of", path)
+        try drain()
+        framesWritten += 1
+    }
+
+    /// Moves every packet the encoder has ready into the file.
+    private func drain() throws(VideoIOError) {
+        guard let encoder, let packet, let output, let stream else { return }
+        while true {
+            let received = avcodec_receive_packet(encoder, packet)
+            if received == rw_averror(EAGAIN) || received == rw_averror_eof() { return }
+            try check(received, "encode a frame of", path)
+            av_packet_rescale_ts(packet, encoder.pointee.time_base, stream.pointee.time_base)
+            packet.pointee.stream_index = stream.pointee.index
+            let written = av_interleaved_write_frame(output, packet)
+            av_packet_unref(packet)
+            try check(written, "write to", path)
+        }
+    }
+
+    /// Flushes the encoder and writes the trailer. Idempotent; a failed flush still writes the trailer,
+    /// and only a normal close reports errors.
+    func close(normally: Bool) throws(VideoIOError) {
+        guard !closed else { return }
+        closed = true
+        guard headerWritten, let output, let encoder else { return }
+        var firstError: VideoIOError?
+        avcodec_send_frame(encoder, nil)
+        do { try drain() } catch { firstError = error }
+        if !normally {
+            // Moving the index to the front rewrites the whole file: not on an error path.
+            av_opt_set(output.pointee.priv_data, "movflags", "-faststart", 0)
+        }
+        let trailer = av_write_trailer(output)
+        if trailer < 0 && firstError == nil {
+            firstError = VideoIOError(ffmpeg: trailer, operation: "write the trailer of", target: path)
+        }
+        if output.pointee.pb != nil { avio_closep(&output.pointee.pb) }
+        if let firstError, normally { throw firstError }
+    }
+}

@@ -1,0 +1,98 @@
+import CFFmpeg
+import Foundation
+
+/// Still images read and written through FFmpeg's codecs: JPEG or PNG in, PNG out.
+public enum StillImage {
+    /// Reads an image as 8-bit RGB.
+    public static func readRGB(_ path: String) throws(VideoIOError) -> Raster<UInt8> {
+        let decoded = try readFirstFrame(path, pixels: .rgb24)
+        return Raster(width: decoded.size.width, height: decoded.size.height, channels: 3, samples: decoded.bytes)
+    }
+
+    /// Reads an image as 8-bit gray (colour images are converted to luma).
+    public static func readGray8(_ path: String) throws(VideoIOError) -> Raster<UInt8> {
+        let decoded = try readFirstFrame(path, pixels: .gray8)
+        return Raster(width: decoded.size.width, height: decoded.size.height, channels: 1, samples: decoded.bytes)
+    }
+
+    /// Reads an image as 16-bit gray (8-bit images are scaled to the 16-bit range).
+    public static func readGray16(_ path: String) throws(VideoIOError) -> Raster<UInt16> {
+        let decoded = try readFirstFrame(path, pixels: .gray16)
+        let samples = decoded.bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
+        return Raster(width: decoded.size.width, height: decoded.size.height, channels: 1, samples: samples)
+    }
+
+    /// Writes 8-bit RGB (3 channels) or gray (1 channel) as PNG, atomically.
+    public static func writePNG(_ image: Raster<UInt8>, to path: String) throws(VideoIOError) {
+        let format: AVPixelFormat
+        switch image.channels {
+        case 3: format = AV_PIX_FMT_RGB24
+        case 1: format = AV_PIX_FMT_GRAY8
+        default:
+            throw VideoIOError(.usage, operation: "write image", target: path, message: "PNG takes 1 or 3 channels of 8 bits, got \(image.channels)")
+        }
+        let bytes = image.samples.withUnsafeBytes { Array($0) }
+        try encodePNG(bytes, width: image.width, height: image.height, rowBytes: image.rowLength, format: format, to: path)
+    }
+
+    /// Writes 16-bit gray (1 channel) as PNG, atomically.
+    public static func writePNG(_ image: Raster<UInt16>, to path: String) throws(VideoIOError) {
+        guard image.channels == 1 else {
+            throw VideoIOError(.usage, operation: "write image", target: path, message: "16-bit PNG takes 1 channel, got \(image.channels)")
+        }
+        let bigEndian = image.samples.map(\.bigEndian)
+        let bytes = bigEndian.withUnsafeBytes { Array($0) }
+        try encodePNG(bytes, width: image.width, height: image.height, rowBytes: image.width * 2, format: AV_PIX_FMT_GRAY16BE, to: path)
+    }
+
+    static func readFirstFrame(_ path: String, pixels: OutputPixels) throws(VideoIOError) -> DecodedPixels {
+        let decoder = try FrameDecoder(target: path, options: InputOptions(openTimeout: 30, readTimeout: 30, decoderThreads: 1), pixels: pixels)
+        defer { decoder.close() }
+        guard let decoded = try decoder.nextPixels() else {
+            throw VideoIOError(.invalidInput, operation: "read image", target: path, message: "no picture could be decoded")
+        }
+        return decoded
+    }
+
+    private static func encodePNG(_ bytes: [UInt8], width: Int, height: Int, rowBytes: Int,
+                                  format: AVPixelFormat, to path: String) throws(VideoIOError) {
+        FFmpegRuntime.ensureReady()
+        func fail(_ message: String) -> VideoIOError {
+            VideoIOError(.encoder, operation: "write image", target: path, message: message)
+        }
+        guard let codec = avcodec_find_encoder(AV_CODEC_ID_PNG) else { throw fail("this FFmpeg has no PNG encoder") }
+        var context = avcodec_alloc_context3(codec)
+        var frame = av_frame_alloc()
+        var packet = av_packet_alloc()
+        defer {
+            avcodec_free_context(&context)
+            av_frame_free(&frame)
+            av_packet_free(&packet)
+        }
+        guard let context, let frame, let packet else { throw fail("out of memory") }
+        context.pointee.width = Int32(width)
+        context.pointee.height = Int32(height)
+        context.pointee.pix_fmt = format
+        context.pointee.time_base = AVRational(num: 1, den: 1)
+        try check(avcodec_open2(context, codec, nil), "write image", path)
+        frame.pointee.width = Int32(width)
+        frame.pointee.height = Int32(height)
+        frame.pointee.format = format.rawValue
+        try check(av_frame_get_buffer(frame, 0), "write image", path)
+        let stride = Int(frame.pointee.linesize.0)
+        bytes.withUnsafeBufferPointer { source in
+            for row in 0..<height {
+                (frame.pointee.data.0! + row * stride).update(from: source.baseAddress! + row * rowBytes, count: rowBytes)
+            }
+        }
+        try check(avcodec_send_frame(context, frame), "encode image", path)
+        try check(avcodec_send_frame(context, nil), "encode image", path)
+        try check(avcodec_receive_packet(context, packet), "encode image", path)
+        let encoded = Data(bytes: packet.pointee.data, count: Int(packet.pointee.size))
+        do {
+            try encoded.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw VideoIOError(.io, operation: "write image", target: path, message: (error as NSError).localizedDescription)
+        }
+    }
+}

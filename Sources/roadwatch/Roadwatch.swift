@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import VideoIO
+
+/// The `roadwatch` command: finds things that do not belong on the road in video.
+@main
+struct Roadwatch: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "roadwatch",
+        abstract: "Watch road video for things that do not belong on the road.",
+        discussion: """
+            Training-free out-of-distribution segmentation: a street-scene segmentation network gives \
+            features and confidences per frame, K-Means clusters the features, and clusters the network \
+            is unsure about are flagged as anomalies.
+            """,
+        version: version,
+        subcommands: [Probe.self]
+    )
+
+    /// Parses and runs; every failure becomes one line on stderr and a non-zero exit below 128.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exitCleanly(with: error)
+        }
+    }
+
+    static func exitCleanly(with error: any Error) -> Never {
+        let code = exitCode(for: error)
+        if code == .success || error is CleanExit {
+            exit(withError: error)  // --help and --version print and exit 0
+        }
+        let message: String
+        if let problem = error as? VideoIOError {
+            message = problem.description
+        } else if let problem = error as? RoadwatchError {
+            message = problem.description
+        } else {
+            message = Self.message(for: error) + " (see 'roadwatch --help')"
+        }
+        Console.error(message)
+        Foundation.exit(code == .success ? 1 : code.rawValue)
+    }
+}
+
+/// An error the command reports in its own words.
+struct RoadwatchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Writes to standard error, one line at a time.
+enum Console {
+    static func error(_ message: String) { write("roadwatch: error: \(message)\n") }
+    static func warning(_ message: String) { write("roadwatch: warning: \(message)\n") }
+    static func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+}

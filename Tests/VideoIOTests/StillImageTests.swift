@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import TestKit
+@testable import VideoIO
+
+@Suite("Still images")
+struct StillImageTests {
+    @Test("PNG round trips are exact for RGB, 8-bit and 16-bit gray")
+    func pngRoundTrips() throws {
+        let scratch = try ScratchDirectory("png")
+        var generator = SplitMix64(seed: 1)
+        let rgb = Raster<UInt8>(width: 37, height: 23, channels: 3,
+                                samples: (0..<(37 * 23 * 3)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        try StillImage.writePNG(rgb, to: scratch.path("rgb.png"))
+        #expect(try StillImage.readRGB(scratch.path("rgb.png")).samples == rgb.samples)
+
+        let gray = Raster<UInt8>(width: 31, height: 17, channels: 1,
+                                 samples: (0..<(31 * 17)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        try StillImage.writePNG(gray, to: scratch.path("gray.png"))
+        #expect(try StillImage.readGray8(scratch.path("gray.png")).samples == gray.samples)
+
+        let deep = Raster<UInt16>(width: 19, height: 11, channels: 1,
+                                  samples: (0..<(19 * 11)).map { _ in UInt16.random(in: 0...65535, using: &generator) })
+        try StillImage.writePNG(deep, to: scratch.path("deep.png"))
+        let back = try StillImage.readGray16(scratch.path("deep.png"))
+        #expect(back.width == 19 && back.height == 11)
+        #expect(back.samples == deep.samples)
+    }
+
+    @Test("a JPEG reads as RGB at its size; a ground-truth mask reads with its label values")
+    func readsSharedImages() throws {
+        let dev = Shared.path("data/road_anomaly_dev/frames")
+        let name = "animals01_Guiguinto_railway_station_Calves"
+        let photo = try StillImage.readRGB("\(dev)/\(name).jpg")
+        #expect(photo.width == 1280 && photo.height == 720 && photo.channels == 3)
+        let mean = photo.samples.reduce(0) { $0 + Int($1) } / photo.samples.count
+        #expect((20...235).contains(mean), "implausible mean \(mean)")
+
+        let labels = try StillImage.readGray8("\(dev)/\(name).labels/labels_semantic.png")
+        #expect(labels.width == 1280 && labels.height == 720)
+        let values = Set(labels.samples)
+        #expect(values.contains(0) && values.contains(2), "label values \(values.sorted())")
+
+        let mask = try StillImage.readGray8(Shared.path("data/videos/synthetic_fox_solidWhiteRight/masks/00100.png"))
+        #expect(Set(mask.samples).isSubset(of: [0, 2]))
+        #expect(mask.samples.contains(2))
+    }
+
+    @Test("reading a missing or broken image names the file")
+    func badImages() throws {
+        let scratch = try ScratchDirectory("badimg")
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: scratch.path("x.png")))
+        for path in [scratch.path("none.png"), scratch.path("x.png")] {
+            #expect {
+                _ = try StillImage.readRGB(path)
+            } throws: { error in
+                (error as? VideoIOError)?.description.contains(path) == true
+            }
+        }
+    }
+}
