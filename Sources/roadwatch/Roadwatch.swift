@@ -16,7 +16,7 @@ struct Roadwatch: AsyncParsableCommand {
             is unsure about are flagged as anomalies.
             """,
         version: version,
-        subcommands: [Probe.self]
+        subcommands: [Probe.self, Bench.self]
     )
 
     /// Parses and runs; every failure becomes one line on stderr and a non-zero exit below 128.
