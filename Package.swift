@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "roadwatch", targets: ["roadwatch"]),
         .library(name: "VideoIO", targets: ["VideoIO"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,10 +29,16 @@ let package = Package(
         // The only module that touches FFmpeg pointers.
         .target(name: "VideoIO", dependencies: ["CFFmpeg"]),
 
+        // Float32 tensors and the operations the models need, GEMM through OpenBLAS.
+        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        // Weight files, architectures, the model registry.
+        .target(name: "Models", dependencies: ["Tensors"]),
+
         .executableTarget(
             name: "roadwatch",
             dependencies: [
                 "VideoIO",
+                "Models",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +46,8 @@ let package = Package(
         // Helpers shared by the test targets: where ../shared is, scratch folders, running the binary.
         .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TestKit"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestKit"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TestKit"]),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "roadwatch"]),
     ],
     swiftLanguageModes: [.v6]

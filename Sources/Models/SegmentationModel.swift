@@ -1,0 +1,44 @@
+import Tensors
+
+/// What the backbone hands to the decoder: the clustering features and the encoder maps the decoder reuses.
+public struct BackboneOutput: @unchecked Sendable {
+    /// Features for clustering, (C, H/s, W/s) at the model's feature stride.
+    public var features: Tensor
+    /// Every encoder map the decoder needs, by name (owned by this value: safe to hand to another stage).
+    public var maps: [String: Tensor]
+
+    public init(features: Tensor, maps: [String: Tensor]) {
+        self.features = features
+        self.maps = maps
+    }
+}
+
+/// Receives named intermediate tensors during a forward pass (tests compare them with references).
+public typealias Capture = (String, Tensor) -> Void
+
+/// A street-scene segmentation network run as two stages: backbone (image to features) and decoder
+/// (features to logits at the input size).
+///
+/// Each instance keeps reusable activation memory per stage, so call `backbone` from one task at a time and
+/// `decoder` from one task at a time; the two may run concurrently on different frames.
+public protocol SegmentationModel: AnyObject, Sendable {
+    /// Input sizes must be multiples of this.
+    var sizeMultiple: Int { get }
+    /// Smallest input width and height that works.
+    var minimumSize: (width: Int, height: Int) { get }
+    /// Stride of `BackboneOutput.features` relative to the input.
+    var featureStride: Int { get }
+    /// Output channels of the decoder (classes, including any void class).
+    var outputChannels: Int { get }
+
+    func backbone(_ input: Tensor, capture: Capture?) -> BackboneOutput
+    func decoder(_ backbone: BackboneOutput, capture: Capture?) -> Tensor
+}
+
+extension SegmentationModel {
+    /// Both stages in one call: (features, logits).
+    public func forward(_ input: Tensor, capture: Capture? = nil) -> (features: Tensor, logits: Tensor) {
+        let encoded = backbone(input, capture: capture)
+        return (encoded.features, decoder(encoded, capture: capture))
+    }
+}

@@ -1,0 +1,235 @@
+import COpenBLAS
+
+/// A 2-D convolution with any stride, dilation, groups and (possibly asymmetric) kernel and padding,
+/// with batch-norm folded into its weights and bias, and an optional per-channel PReLU after it.
+public struct Conv2D: Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernel: (h: Int, w: Int)
+    public let stride: (h: Int, w: Int)
+    public let padding: (h: Int, w: Int)
+    public let dilation: (h: Int, w: Int)
+    public let groups: Int
+    /// [outChannels, inChannels/groups, kh, kw], row-major.
+    public private(set) var weight: [Float]
+    public private(set) var bias: [Float]
+    /// Per-channel PReLU slopes applied after the convolution, or nil.
+    public private(set) var prelu: [Float]?
+
+    public init(inChannels: Int, outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
+                padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1,
+                weight: [Float], bias: [Float]? = nil) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0, "channels not divisible by groups")
+        precondition(weight.count == outChannels * (inChannels / groups) * kernel.0 * kernel.1, "weight size mismatch")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        self.weight = weight
+        self.bias = bias ?? [Float](repeating: 0, count: outChannels)
+    }
+
+    /// Folds `y = (x - mean) / sqrt(var + eps) * gamma + beta` into the weights and bias.
+    public mutating func foldBatchNorm(_ bn: BatchNorm) {
+        precondition(bn.channels == outChannels, "batch norm of \(bn.channels) channels after a conv of \(outChannels)")
+        let perOut = weight.count / outChannels
+        for o in 0..<outChannels {
+            let s = bn.scale[o]
+            for i in 0..<perOut { weight[o * perOut + i] *= s }
+            bias[o] = bias[o] * s + bn.shift[o]
+        }
+    }
+
+    /// Applies a per-channel PReLU to the output.
+    public mutating func setPReLU(_ slopes: [Float]) {
+        precondition(slopes.count == outChannels)
+        prelu = slopes
+    }
+
+    public var isDepthwise: Bool { groups == inChannels && groups == outChannels }
+
+    /// Output spatial size for an input of `h` x `w`.
+    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        let oh = (h + 2 * padding.h - dilation.h * (kernel.h - 1) - 1) / stride.h + 1
+        let ow = (w + 2 * padding.w - dilation.w * (kernel.w - 1) - 1) / stride.w + 1
+        return (oh, ow)
+    }
+
+    /// Multiply-accumulates for an input of `h` x `w`.
+    public func macs(_ h: Int, _ w: Int) -> Int {
+        let (oh, ow) = outputSize(h, w)
+        return oh * ow * outChannels * (inChannels / groups) * kernel.h * kernel.w
+    }
+
+    /// Convolves `x` into `out`, which must have shape [outChannels, oh, ow]; im2col columns live in `arena`.
+    public func forward(_ x: Tensor, into out: Tensor, arena: Arena) {
+        precondition(x.channels == inChannels, "conv expects \(inChannels) channels, got \(x.channels)")
+        let (oh, ow) = outputSize(x.height, x.width)
+        precondition(out.shape == [outChannels, oh, ow], "conv output \(out.shape) should be \([outChannels, oh, ow])")
+        if isDepthwise {
+            depthwise(x, out)
+        } else {
+            gemmConv(x, out, arena: arena)
+        }
+    }
+
+    /// A convenience that allocates the output.
+    public func callAsFunction(_ x: Tensor, arena: Arena = Arena()) -> Tensor {
+        let (oh, ow) = outputSize(x.height, x.width)
+        let out = Tensor(shape: [outChannels, oh, ow])
+        forward(x, into: out, arena: arena)
+        return out
+    }
+
+    private func gemmConv(_ x: Tensor, _ out: Tensor, arena: Arena) {
+        let cinG = inChannels / groups
+        let coutG = outChannels / groups
+        let k = cinG * kernel.h * kernel.w
+        let n = out.plane
+        let pointwise = kernel == (1, 1) && stride == (1, 1) && padding == (0, 0)
+        let columns: Tensor? = pointwise ? nil : arena.tensor("im2col", [k * n])
+        weight.withUnsafeBufferPointer { w in
+            for g in 0..<groups {
+                let b: UnsafePointer<Float>
+                if let columns {
+                    im2col(x, firstChannel: g * cinG, channels: cinG, outH: out.height, outW: out.width, into: columns.data)
+                    b = UnsafePointer(columns.data)
+                } else {
+                    b = UnsafePointer(x.channel(g * cinG))
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(coutG), Int32(n), Int32(k),
+                            1, w.baseAddress! + g * coutG * k, Int32(k), b, Int32(n), 0, out.channel(g * coutG), Int32(n))
+            }
+        }
+        epilogue(out)
+    }
+
+    /// Unfolds `channels` input channels from `firstChannel` into a (channels*kh*kw) x (outH*outW) matrix.
+    private func im2col(_ x: Tensor, firstChannel: Int, channels: Int, outH: Int, outW: Int, into col: UnsafeMutablePointer<Float>) {
+        let h = x.height, w = x.width, n = outH * outW
+        let kh = kernel.h, kw = kernel.w
+        ComputeThreads.forEach(channels * kh * kw, minimumPerThread: 4) { rows in
+            for row in rows {
+                let c = row / (kh * kw)
+                let ky = (row / kw) % kh
+                let kx = row % kw
+                let src = x.channel(firstChannel + c)
+                let dst = col + row * n
+                let offY = ky * dilation.h - padding.h
+                let offX = kx * dilation.w - padding.w
+                for oy in 0..<outH {
+                    let iy = oy * stride.h + offY
+                    let line = dst + oy * outW
+                    guard iy >= 0 && iy < h else {
+                        line.update(repeating: 0, count: outW)
+                        continue
+                    }
+                    let srcRow = src + iy * w
+                    if stride.w == 1 {
+                        let lo = max(0, -offX), hi = min(outW, w - offX)
+                        if lo > 0 { line.update(repeating: 0, count: min(lo, outW)) }
+                        if hi > lo { (line + lo).update(from: srcRow + lo + offX, count: hi - lo) }
+                        if hi < outW { (line + max(hi, 0)).update(repeating: 0, count: outW - max(hi, 0)) }
+                    } else {
+                        for ox in 0..<outW {
+                            let ix = ox * stride.w + offX
+                            line[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func depthwise(_ x: Tensor, _ out: Tensor) {
+        let h = x.height, w = x.width, oh = out.height, ow = out.width
+        let kh = kernel.h, kw = kernel.w
+        let sy = stride.h, sx = stride.w
+        weight.withUnsafeBufferPointer { weights in
+            ComputeThreads.forEach(outChannels, minimumPerThread: 2) { channelRange in
+                for c in channelRange {
+                    let src = x.channel(c)
+                    let dst = out.channel(c)
+                    dst.update(repeating: 0, count: oh * ow)
+                    for ky in 0..<kh {
+                        let offY = ky * dilation.h - padding.h
+                        for kx in 0..<kw {
+                            let wv = weights[(c * kh + ky) * kw + kx]
+                            let offX = kx * dilation.w - padding.w
+                            // Output columns whose input column lies inside the image.
+                            let lo = max(0, (-offX + sx - 1) / sx)
+                            let hi = min(ow, (w - offX + sx - 1) / sx)
+                            guard hi > lo else { continue }
+                            for oy in 0..<oh {
+                                let iy = oy * sy + offY
+                                guard iy >= 0 && iy < h else { continue }
+                                let srcRow = src + iy * w + offX
+                                let dstRow = dst + oy * ow
+                                if sx == 1 {
+                                    for ox in lo..<hi { dstRow[ox] += wv * srcRow[ox] }
+                                } else {
+                                    for ox in lo..<hi { dstRow[ox] += wv * srcRow[ox * sx] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        epilogue(out)
+    }
+
+    /// Adds the bias and applies the PReLU, per output channel.
+    private func epilogue(_ out: Tensor) {
+        let n = out.plane
+        bias.withUnsafeBufferPointer { bias in
+            if let prelu {
+                prelu.withUnsafeBufferPointer { slopes in
+                    ComputeThreads.forEach(outChannels, minimumPerThread: 4) { range in
+                        for c in range { biasPReLU(out.channel(c), n, bias[c], slopes[c]) }
+                    }
+                }
+            } else {
+                ComputeThreads.forEach(outChannels, minimumPerThread: 4) { range in
+                    for c in range {
+                        let b = bias[c]
+                        let p = out.channel(c)
+                        for i in 0..<n { p[i] += b }
+                    }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always)
+func biasPReLU(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ bias: Float, _ slope: Float) {
+    for i in 0..<n {
+        let v = p[i] + bias
+        p[i] = v > 0 ? v : v * slope
+    }
+}
+
+/// Inference batch-norm as a per-channel affine map: `y = x * scale + shift`.
+public struct BatchNorm: Sendable {
+    public let scale: [Float]
+    public let shift: [Float]
+    public var channels: Int { scale.count }
+
+    public init(gamma: [Float], beta: [Float], mean: [Float], variance: [Float], eps: Float) {
+        precondition(gamma.count == beta.count && beta.count == mean.count && mean.count == variance.count)
+        var scale = [Float](repeating: 0, count: gamma.count)
+        var shift = scale
+        for c in 0..<gamma.count {
+            // In double, as the fold is done once and error here would reach every pixel.
+            let s = Double(gamma[c]) / (Double(variance[c]) + Double(eps)).squareRoot()
+            scale[c] = Float(s)
+            shift[c] = Float(Double(beta[c]) - Double(mean[c]) * s)
+        }
+        self.scale = scale
+        self.shift = shift
+    }
+}

@@ -1,0 +1,93 @@
+/// A Float32 tensor in channel-major (C, H, W) layout, batch 1, owning its memory.
+///
+/// A class so that large activations move between pipeline stages without copies; whoever holds it
+/// last may write to it. Not synchronised: hand it on, do not share it.
+public final class Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let count: Int
+    public let data: UnsafeMutablePointer<Float>
+    /// The tensor whose memory a view borrows; nil when this one owns its memory.
+    private let base: Tensor?
+
+    /// A zero-filled tensor.
+    public init(shape: [Int]) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "bad tensor shape \(shape)")
+        self.shape = shape
+        count = shape.reduce(1, *)
+        data = .allocate(capacity: count)
+        data.initialize(repeating: 0, count: count)
+        base = nil
+    }
+
+    /// A view of channels `channels` of a (C, H, W) tensor: writes go to `base`'s memory.
+    public init(channelsOf base: Tensor, _ channels: Range<Int>) {
+        precondition(channels.lowerBound >= 0 && channels.upperBound <= base.channels && !channels.isEmpty)
+        shape = [channels.count, base.height, base.width]
+        count = channels.count * base.plane
+        data = base.channel(channels.lowerBound)
+        self.base = base.base ?? base
+    }
+
+    /// A tensor holding `values`, which must match `shape`.
+    public convenience init(shape: [Int], values: [Float]) {
+        self.init(shape: shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    deinit { if base == nil { data.deallocate() } }
+
+    /// Channels, height and width of a 3-D (C, H, W) tensor.
+    public var channels: Int { shape[0] }
+    public var height: Int { shape.count > 1 ? shape[1] : 1 }
+    public var width: Int { shape.count > 2 ? shape[2] : 1 }
+    /// Elements in one channel plane.
+    public var plane: Int { height * width }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+    public var array: [Float] { Array(buffer) }
+
+    /// The start of channel `c`.
+    @inlinable public func channel(_ c: Int) -> UnsafeMutablePointer<Float> { data + c * plane }
+
+    /// An independent copy.
+    public func copy() -> Tensor {
+        let result = Tensor(shape: shape)
+        result.data.update(from: data, count: count)
+        return result
+    }
+
+    /// The sub-block rows `rows`, columns `cols` of every channel, as a new tensor.
+    public func crop(rows: Range<Int>, cols: Range<Int>) -> Tensor {
+        let result = Tensor(shape: [channels, rows.count, cols.count])
+        for c in 0..<channels {
+            for (i, y) in rows.enumerated() {
+                (result.channel(c) + i * cols.count).update(from: channel(c) + y * width + cols.lowerBound, count: cols.count)
+            }
+        }
+        return result
+    }
+}
+
+/// Named tensors reused from one forward pass to the next, so activations are allocated once per size.
+public final class Arena: @unchecked Sendable {
+    private var slots: [String: Tensor] = [:]
+
+    public init() {}
+
+    /// The tensor named `name` with `shape`, allocated on first use and whenever the shape changes.
+    /// Its contents are whatever the previous pass left there.
+    public func tensor(_ name: String, _ shape: [Int]) -> Tensor {
+        if let existing = slots[name], existing.shape == shape { return existing }
+        if let existing = slots[name], existing.count >= shape.reduce(1, *), existing.shape.count == 1, shape.count == 1 {
+            return existing  // flat scratch space may be larger than asked: the largest one is kept
+        }
+        let fresh = Tensor(shape: shape)
+        slots[name] = fresh
+        return fresh
+    }
+
+    /// Bytes held.
+    public var bytes: Int { slots.values.reduce(0) { $0 + $1.count * 4 } }
+    public var tensorCount: Int { slots.count }
+}
