@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // Thin C shims: a module map and a header each, no logic.
@@ -32,7 +33,7 @@ let package = Package(
         // Float32 tensors and the operations the models need, GEMM through OpenBLAS.
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
         // Weight files, architectures, the model registry.
-        .target(name: "Models", dependencies: ["Tensors"]),
+        .target(name: "Models", dependencies: ["Tensors", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
 
         .executableTarget(
             name: "roadwatch",
