@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // Thin C shims: a module map and a header each, no logic.
@@ -33,13 +34,26 @@ let package = Package(
         // Float32 tensors and the operations the models need, GEMM through OpenBLAS.
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
         // Weight files, architectures, the model registry.
-        .target(name: "Models", dependencies: ["Tensors", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+        .target(
+            name: "Models",
+            dependencies: [
+                "Tensors",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.copy("Resources/espnetv2-cityscapes")]
+        ),
+
+        // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
+        .target(name: "Overlay", dependencies: ["VideoIO"]),
 
         .executableTarget(
             name: "roadwatch",
             dependencies: [
                 "VideoIO",
                 "Models",
+                "Overlay",
+                "Tensors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -48,8 +62,8 @@ let package = Package(
         .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TestKit"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestKit"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TestKit"]),
-        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "roadwatch"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
+        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import VideoIO
 
 /// The `roadwatch` command: finds things that do not belong on the road in video.
@@ -16,7 +17,7 @@ struct Roadwatch: AsyncParsableCommand {
             is unsure about are flagged as anomalies.
             """,
         version: version,
-        subcommands: [Probe.self, Bench.self]
+        subcommands: [Probe.self, Segment.self, Models.self, Bench.self]
     )
 
     /// Parses and runs; every failure becomes one line on stderr and a non-zero exit below 128.
@@ -39,12 +40,12 @@ struct Roadwatch: AsyncParsableCommand {
             exit(withError: error)  // --help and --version print and exit 0
         }
         let message: String
-        if let problem = error as? VideoIOError {
-            message = problem.description
-        } else if let problem = error as? RoadwatchError {
-            message = problem.description
-        } else {
+        if code == .validationFailure {
             message = Self.message(for: error) + " (see 'roadwatch --help')"
+        } else if let problem = error as? CustomStringConvertible {
+            message = problem.description  // every roadwatch error reads as one line
+        } else {
+            message = (error as NSError).localizedDescription
         }
         Console.error(message)
         Foundation.exit(code == .success ? 1 : code.rawValue)
@@ -61,5 +62,6 @@ struct RoadwatchError: Error, CustomStringConvertible {
 enum Console {
     static func error(_ message: String) { write("roadwatch: error: \(message)\n") }
     static func warning(_ message: String) { write("roadwatch: warning: \(message)\n") }
+    static func info(_ message: String) { write("roadwatch: \(message)\n") }
     static func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 }

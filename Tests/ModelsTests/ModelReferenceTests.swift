@@ -3,6 +3,7 @@ import Testing
 import TestKit
 import Tensors
 @testable import Models
+import VideoIO
 
 /// Both architectures against the PyTorch reference tensors in ../shared (tolerances from their READMEs:
 /// max |Δ| ≤ 1e-3 · max|reference| for blocks, features and logits; argmax equal on ≥ 99.9 % of pixels).
@@ -83,4 +84,46 @@ func maxAbsDifference(_ a: Tensor, _ b: Tensor) -> Float {
     var worst: Float = 0
     for i in 0..<a.count { worst = max(worst, abs(a.data[i] - b.data[i])) }
     return worst
+}
+
+@Suite("From the PNG to the logits at the operating size")
+struct OperatingSizeTests {
+    static let v2 = Normalization(order: .rgb, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], scaling: .divideFirst)
+    static let v1 = Normalization(order: .bgr, mean: [72.3923111, 82.90893555, 73.15840149],
+                                  std: [45.3192215, 46.15289307, 44.91483307], scaling: .divideLast)
+
+    @Test("ESPNetv2 at 1024x512 from frame100.png: input, features, logits crops, full argmax and confidence grid")
+    func espnetv2At1024x512() throws {
+        let c = ModelReferenceTests.cases[0]
+        let reference = try SafeTensorsFile(path: Shared.path("\(c.folder)/reference/ref_1024x512.safetensors"))
+        let image = try StillImage.readRGB(Shared.path("\(c.folder)/reference/frame100.png"))
+        let input = Preprocessor(normalization: Self.v2).tensor(rgb: image.samples, sourceWidth: image.width,
+                                                                sourceHeight: image.height, width: 1024, height: 512)
+        let expectedInput = try ModelReferenceTests.tensor(reference, "input")
+        #expect(maxAbsDifference(input.crop(rows: 384..<512, cols: 0..<256), expectedInput) <= 1e-4)
+
+        let model = try ModelReferenceTests.model(c)
+        let (features, logits) = model.forward(input)
+        let expectedFeatures = try ModelReferenceTests.tensor(reference, "features_l4")
+        #expect(maxAbsDifference(features.crop(rows: 24..<32, cols: 0..<16), expectedFeatures) <= 1e-3 * maxAbs(expectedFeatures))
+        let expectedLogits = try ModelReferenceTests.tensor(reference, "logits")
+        let error = maxAbsDifference(logits.crop(rows: 384..<512, cols: 0..<256), expectedLogits)
+        #expect(error <= 1e-3 * maxAbs(expectedLogits), "logits max |Δ| \(error)")
+        print("espnetv2 1024x512 from PNG: logits crop max |Δ| \(error)")
+
+        let argmax = Ops.argmax(logits)
+        let expectedArgmax = try reference.int32s("argmax").values
+        let agree = zip(argmax, expectedArgmax).filter { $0 == $1 }.count
+        #expect(Double(agree) / Double(argmax.count) >= 0.999, "argmax agrees on \(agree) of \(argmax.count)")
+    }
+
+    @Test("ESPNet preprocessing (BGR, divide by 255 last) reproduces the stored input from frame100.png")
+    func espnetInput() throws {
+        let folder = ModelReferenceTests.cases[1].folder
+        let reference = try SafeTensorsFile(path: Shared.path("\(folder)/reference/ref_512x256.safetensors"))
+        let image = try StillImage.readRGB(Shared.path("\(folder)/reference/frame100.png"))
+        let input = Preprocessor(normalization: Self.v1).tensor(rgb: image.samples, sourceWidth: image.width,
+                                                                sourceHeight: image.height, width: 512, height: 256)
+        #expect(maxAbsDifference(input, try ModelReferenceTests.tensor(reference, "input")) <= 1e-5)
+    }
 }

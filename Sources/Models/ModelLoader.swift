@@ -1,0 +1,69 @@
+import Foundation
+import Tensors
+
+/// A ready-to-run model with what the rest of roadwatch needs to know about it.
+public struct LoadedModel: Sendable {
+    public var descriptor: ModelDescriptor
+    public var network: any SegmentationModel
+    /// The weight file it was built from.
+    public var file: URL
+}
+
+/// Builds models from names, registry entries or weight files.
+public enum ModelLoader {
+    /// Reads a weight file by its format: PyTorch checkpoint (legacy or zip) or safetensors.
+    public static func readWeights(_ file: URL) throws -> [String: WeightTensor] {
+        let path = file.path
+        var tensors: [String: WeightTensor]
+        if path.hasSuffix(".safetensors") {
+            tensors = try SafeTensorsFile(path: path).allFloats()
+        } else {
+            tensors = try TorchCheckpoint.load(path: path)
+        }
+        // Checkpoints saved from nn.DataParallel prefix every name with "module.".
+        if !tensors.isEmpty, tensors.keys.allSatisfy({ $0.hasPrefix("module.") }) {
+            tensors = Dictionary(uniqueKeysWithValues: tensors.map { (String($0.key.dropFirst(7)), $0.value) })
+        }
+        return tensors
+    }
+
+    /// The architecture a set of tensor names belongs to, if any.
+    public static func architecture(of tensors: [String: WeightTensor]) -> Architecture? {
+        if tensors["base_net.level1.conv.weight"] != nil { return .espnetv2 }
+        if tensors["encoder.level1.conv.weight"] != nil { return .espnet }
+        return nil
+    }
+
+    public static func build(_ architecture: Architecture, weights: WeightSet) throws -> any SegmentationModel {
+        switch architecture {
+        case .espnetv2: return try ESPNetv2(weights: weights)
+        case .espnet: return try ESPNet(weights: weights)
+        }
+    }
+
+    /// Loads `spec`: a registry name, or the path of a weight file whose architecture is recognised from its
+    /// tensor names (settings then come from the registry entry of that architecture).
+    public static func load(_ spec: String, store: ModelStore = ModelStore(),
+                            progress: (@Sendable (String) -> Void)? = nil) async throws -> LoadedModel {
+        if let descriptor = ModelRegistry.named(spec) {
+            let file = try await store.file(for: descriptor, progress: progress)
+            let network = try build(descriptor.architecture, weights: WeightSet(file: file.path, tensors: try readWeights(file)))
+            return LoadedModel(descriptor: descriptor, network: network, file: file)
+        }
+        guard spec.contains("/") || spec.hasSuffix(".pth") || spec.hasSuffix(".safetensors") else {
+            let names = ModelRegistry.all.map(\.name).joined(separator: ", ")
+            throw ModelStoreError("unknown model '\(spec)' (known: \(names); or give a path to a .pth or .safetensors file)")
+        }
+        let file = URL(fileURLWithPath: spec)
+        guard FileManager.default.fileExists(atPath: file.path) else { throw ModelStoreError("model file '\(spec)' does not exist") }
+        let tensors = try readWeights(file)
+        guard let architecture = architecture(of: tensors),
+              var descriptor = ModelRegistry.all.first(where: { $0.architecture == architecture }) else {
+            throw ModelStoreError("'\(spec)' holds no architecture roadwatch knows (expected ESPNetv2 or ESPNet tensor names)")
+        }
+        descriptor.name = file.lastPathComponent
+        descriptor.bundled = false
+        let network = try build(architecture, weights: WeightSet(file: file.path, tensors: tensors))
+        return LoadedModel(descriptor: descriptor, network: network, file: file)
+    }
+}
