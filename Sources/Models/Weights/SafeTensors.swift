@@ -68,8 +68,13 @@ public struct SafeTensorsFile: Sendable {
                   begin >= 0, end >= begin, end <= Int64(dataCount) else {
                 throw fail("entry '\(key)' has data offsets \(offsets) outside the \(dataCount) data bytes")
             }
-            let elements = shape.reduce(Int64(1)) { $0.multipliedReportingOverflow(by: Int64($1)).partialValue }
-            guard elements <= Int64(dataCount), elements * Int64(size) == end - begin else {
+            var elements: Int64 = 1
+            for dim in shape {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: Int64(dim))
+                guard !overflow, product <= Int64(dataCount) else { throw fail("entry '\(key)' has an impossible shape \(shape)") }
+                elements = product
+            }
+            guard elements * Int64(size) == end - begin else {
                 throw fail("entry '\(key)' has \(end - begin) bytes for shape \(shape) of \(dtype)")
             }
             entries[key] = Entry(dtype: dtype, shape: shape, range: Int(begin) ..< Int(end))

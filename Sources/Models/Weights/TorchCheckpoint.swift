@@ -148,10 +148,21 @@ public enum TorchCheckpoint {
             guard let size = elementSizes[t.storage.type] else { throw fail("tensor '\(tensorName)' has storage type \(t.storage.type)") }
             let bytes = try storage(t.storage.key)
             let available = bytes.count / size
-            let count = t.shape.reduce(1, *)
-            // The furthest element the strides reach must lie inside the storage.
-            let reach = count == 0 ? 0 : t.offset + zip(t.shape, t.stride).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
-            guard reach < max(available, 1) || count == 0 else {
+            // Element count and the furthest element the strides reach, with overflow treated as lying.
+            var count = 1
+            var reach = t.offset
+            for (dim, step) in zip(t.shape, t.stride) {
+                let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+                guard !overflow, product <= 1 << 30 else { throw fail("tensor '\(tensorName)' has an impossible shape \(t.shape)") }
+                count = product
+                if dim > 0 {
+                    let (extent, o1) = (dim - 1).multipliedReportingOverflow(by: step)
+                    let (sum, o2) = reach.addingReportingOverflow(extent)
+                    guard !o1, !o2 else { throw fail("tensor '\(tensorName)' has impossible strides \(t.stride)") }
+                    reach = sum
+                }
+            }
+            guard count == 0 || reach < available else {
                 throw fail("tensor '\(tensorName)' reaches element \(reach) of a storage of \(available)")
             }
             var values = [Float](repeating: 0, count: count)
