@@ -69,6 +69,7 @@ public struct Conv2D: Sendable {
         precondition(x.channels == inChannels, "conv expects \(inChannels) channels, got \(x.channels)")
         let (oh, ow) = outputSize(x.height, x.width)
         precondition(out.shape == [outChannels, oh, ow], "conv output \(out.shape) should be \([outChannels, oh, ow])")
+        OperationCounter.add(oh * ow * outChannels * (inChannels / groups) * kernel.h * kernel.w)
         if isDepthwise {
             depthwise(x, out)
         } else {

@@ -36,3 +36,12 @@ public enum ComputeThreads {
         }
     }
 }
+
+/// Counts multiply-accumulates done by convolutions, for benchmarks (GFLOP/s = 2 x MACs / time).
+public enum OperationCounter {
+    private static let total = Atomic<Int>(0)
+
+    public static func add(_ macs: Int) { total.add(macs, ordering: .relaxed) }
+    public static var macs: Int { total.load(ordering: .relaxed) }
+    public static func reset() { total.store(0, ordering: .relaxed) }
+}

@@ -40,6 +40,7 @@ public struct TransposedConv2x2: Sendable {
     public func forward(_ x: Tensor, into out: Tensor, arena: Arena) {
         precondition(x.channels == inChannels && out.shape == [outChannels, 2 * x.height, 2 * x.width])
         let n = x.plane, h = x.height, w = x.width, ow = 2 * w
+        OperationCounter.add(macs(h, w))
         let products = arena.tensor("convT", [outChannels * 4 * n])
         // (out*4 x in) = weightᵀ, times (in x pixels).
         weight.withUnsafeBufferPointer { wp in

@@ -1,12 +1,14 @@
 import ArgumentParser
 import Foundation
+import Models
+import Tensors
 import VideoIO
 
 /// `roadwatch bench`: throughput measurements (benchmarks, not tests).
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure throughput on this machine.",
-        subcommands: [VideoBench.self]
+        subcommands: [ModelBench.self, VideoBench.self]
     )
 }
 
@@ -82,4 +84,76 @@ extension Duration {
 
 extension Double {
     var rounded2: Double { (self * 100).rounded() / 100 }
+}
+
+/// `roadwatch bench model`: forward-pass time and achieved GFLOP/s.
+struct ModelBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Time the forward pass (backbone + decoder) of each model at each size and thread count.",
+        discussion: """
+            Prints milliseconds per forward (median of --runs after two warm-up passes) and the GFLOP/s that \
+            achieves, counting 2 FLOPs per multiply-accumulate of every convolution. Run it with nothing else busy.
+            """
+    )
+
+    @Option(help: "Models, comma-separated (default: every registry model).")
+    var models: String?
+
+    @Option(help: "Input sizes WxH, comma-separated.")
+    var sizes = "512x256,1024x512"
+
+    @Option(help: "Thread counts, comma-separated.")
+    var threads = "1,2"
+
+    @Option(help: "Timed passes per setting.")
+    var runs = 10
+
+    @Flag(help: "Print one JSON object per line.")
+    var json = false
+
+    func validate() throws {
+        guard runs > 0 else { throw ValidationError("--runs must be positive") }
+        for size in sizes.split(separator: ",") where FrameSize(parsing: String(size)) == nil {
+            throw ValidationError("--sizes must be WxH values, got '\(size)'")
+        }
+        for t in threads.split(separator: ",") where (Int(t) ?? 0) < 1 {
+            throw ValidationError("--threads must be positive integers, got '\(t)'")
+        }
+    }
+
+    func run() async throws {
+        let names = models?.split(separator: ",").map(String.init) ?? ModelRegistry.all.map(\.name)
+        let clock = ContinuousClock()
+        for name in names {
+            let loaded = try await ModelLoader.load(name, progress: { Console.info($0) })
+            for sizeText in sizes.split(separator: ",") {
+                let size = FrameSize(parsing: String(sizeText))!
+                try loaded.network.checkInputSize(width: size.width, height: size.height)
+                let input = Tensor(shape: [3, size.height, size.width])
+                for i in 0..<input.count { input.data[i] = Float((i * 7919) % 255) / 255 - 0.5 }
+                for threadText in threads.split(separator: ",") {
+                    let threadCount = Int(threadText)!
+                    ComputeThreads.set(threadCount)
+                    OperationCounter.reset()
+                    _ = loaded.network.forward(input)
+                    let macs = OperationCounter.macs
+                    _ = loaded.network.forward(input)
+                    var times: [Double] = []
+                    for _ in 0..<runs {
+                        let elapsed = clock.measure { _ = loaded.network.forward(input) }
+                        times.append(elapsed.seconds)
+                    }
+                    times.sort()
+                    let median = times[times.count / 2]
+                    let gflops = 2 * Double(macs) / median / 1e9
+                    if json {
+                        print(#"{"model":"\#(name)","size":"\#(size)","threads":\#(threadCount),"ms":\#((median * 1000).rounded2),"gmacs":\#((Double(macs) / 1e9).rounded2),"gflops":\#(gflops.rounded2)}"#)
+                    } else {
+                        print("\(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(size.description.padding(toLength: 9, withPad: " ", startingAt: 0)) \(threadCount) thread(s)  \(String(format: "%8.1f", median * 1000)) ms/forward  \(String(format: "%6.2f", Double(macs) / 1e9)) GMAC  \(String(format: "%6.1f", gflops)) GFLOP/s")
+                    }
+                }
+            }
+        }
+    }
 }
