@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "VideoIO", targets: ["VideoIO"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Anomaly", targets: ["Anomaly"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +45,9 @@ let package = Package(
             resources: [.copy("Resources/espnetv2-cityscapes")]
         ),
 
+        // The method: confidence, K-Means, cluster thresholding, anomaly maps, regions, metrics. No FFmpeg.
+        .target(name: "Anomaly", dependencies: ["Tensors", "COpenBLAS"]),
+
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),
 
@@ -62,6 +66,7 @@ let package = Package(
         .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TestKit"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestKit"]),
+        .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "TestKit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
     ],
