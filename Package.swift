@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TestKit"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestKit"]),
-        .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "TestKit"]),
+        .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "Tensors", "Models", "VideoIO", "TestKit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
     ],
