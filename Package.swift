@@ -48,6 +48,9 @@ let package = Package(
         // The method: confidence, K-Means, cluster thresholding, anomaly maps, regions, metrics. No FFmpeg.
         .target(name: "Anomaly", dependencies: ["Tensors", "COpenBLAS"]),
 
+        // The method run over frames: per-frame analysis now, the actor stages of the monitor on top.
+        .target(name: "Pipeline", dependencies: ["Anomaly", "Models", "Tensors", "VideoIO"]),
+
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),
 
@@ -58,6 +61,8 @@ let package = Package(
                 "Models",
                 "Overlay",
                 "Tensors",
+                "Anomaly",
+                "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,6 +71,7 @@ let package = Package(
         .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TestKit"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestKit"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "TestKit"]),
         .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "Tensors", "Models", "VideoIO", "TestKit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),

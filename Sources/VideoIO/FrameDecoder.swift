@@ -300,7 +300,8 @@ final class FrameDecoder: @unchecked Sendable {
         }
         scaler = sws_getCachedContext(scaler, Int32(sourceSize.width), Int32(sourceSize.height), sourceFormat,
                                       Int32(outSize.width), Int32(outSize.height), pixels.avFormat,
-                                      SWS_BICUBIC, nil, nil, nil)
+                                      options.fullChromaInterpolation ? SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT : SWS_BICUBIC,
+                                      nil, nil, nil)
         guard let scaler else {
             throw VideoIOError(.unsupported, operation: "convert frames of", target: target,
                                message: "swscale cannot convert \(info.pixelFormat) \(sourceSize) to \(outSize)")

@@ -105,6 +105,9 @@ public struct InputOptions: Sendable {
     public var decoderThreads: Int
     /// Frame threading decodes several frames at once (throughput); slice threading only adds less latency.
     public var frameThreading: Bool
+    /// Interpolate chroma to full resolution with accurate rounding when converting to RGB, as still-image
+    /// libraries (libjpeg, PIL) do; off, frames match the `ffmpeg` program's default conversion. Slower.
+    public var fullChromaInterpolation: Bool
     /// Open files whose index points past their end, decoding what is there, instead of refusing them.
     public var acceptTruncated: Bool
     /// Receives recoverable problems (a corrupt packet skipped, a timestamp repaired).
@@ -112,7 +115,7 @@ public struct InputOptions: Sendable {
 
     public init(format: String? = nil, formatOptions: [String: String] = [:], openTimeout: Double? = 10,
                 readTimeout: Double? = 10, size: FrameSize? = nil, decoderThreads: Int = 0,
-                frameThreading: Bool = true, acceptTruncated: Bool = false,
+                frameThreading: Bool = true, fullChromaInterpolation: Bool = false, acceptTruncated: Bool = false,
                 onWarning: (@Sendable (String) -> Void)? = nil) {
         self.format = format
         self.formatOptions = formatOptions
@@ -121,6 +124,7 @@ public struct InputOptions: Sendable {
         self.size = size
         self.decoderThreads = decoderThreads
         self.frameThreading = frameThreading
+        self.fullChromaInterpolation = fullChromaInterpolation
         self.acceptTruncated = acceptTruncated
         self.onWarning = onWarning
     }

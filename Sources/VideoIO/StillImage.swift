@@ -46,7 +46,8 @@ public enum StillImage {
     }
 
     static func readFirstFrame(_ path: String, pixels: OutputPixels) throws(VideoIOError) -> DecodedPixels {
-        let decoder = try FrameDecoder(target: path, options: InputOptions(openTimeout: 30, readTimeout: 30, decoderThreads: 1), pixels: pixels)
+        let decoder = try FrameDecoder(target: path, options: InputOptions(openTimeout: 30, readTimeout: 30, decoderThreads: 1,
+                                                                                fullChromaInterpolation: true), pixels: pixels)
         defer { decoder.close() }
         guard let decoded = try decoder.nextPixels() else {
             throw VideoIOError(.invalidInput, operation: "read image", target: path, message: "no picture could be decoded")
