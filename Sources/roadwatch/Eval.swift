@@ -192,6 +192,15 @@ struct VideoEval: AsyncParsableCommand {
         let cold = KMeans(clusters: settings.clusterCounts[0], maxIterations: settings.maxIterations,
                           tolerance: settings.tolerance, seed: settings.seed)
         let source = try await VideoSource.open(video, options: InputOptions(onWarning: { Console.warning($0) }))
+        // Fail before any work when the container says how many frames there are and a mask is missing.
+        if let frames = source.info.frameCount {
+            for index in stride(from: 0, to: frames, by: every) {
+                let path = URL(fileURLWithPath: masks).appendingPathComponent(String(format: "%05d.png", index)).path
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw RoadwatchError("mask '\(path)' for frame \(index) is missing")
+                }
+            }
+        }
         let pool = PixelPool(methods: evaluatedMethods)
         var warmIterations: [Int] = [], coldIterations: [Int] = [], inertiaRatios: [Double] = []
         var firstIterations: Int?
