@@ -84,9 +84,8 @@ public struct GridAnalysis: Sendable {
     public var anomalyFraction: Double { Double(oodCells.filter { $0 }.count) / Double(max(1, oodCells.count)) }
 }
 
-/// Clusters a frame's features and thresholds the clusters by the decoder's confidence. Keeps one
-/// warm-started K-Means per cluster count, so call it for consecutive frames of one stream.
-public final class ClusterThreshold: @unchecked Sendable {
+/// K-Means on a frame's feature vectors, one warm-started clusterer per cluster count: the clustering stage.
+public final class FrameClusterer: @unchecked Sendable {
     public let settings: MethodSettings
     private let clusterers: [WarmStartKMeans]
 
@@ -101,31 +100,64 @@ public final class ClusterThreshold: @unchecked Sendable {
     /// Forgets the previous frame's centroids.
     public func reset() { clusterers.forEach { $0.reset() } }
 
-    /// Analyses one frame. `warm` false clusters from k-means++ regardless of the previous frame
-    /// (still images); true carries centroids over.
-    public func analyze(features: Tensor, cellConfidence: [Float], warm: Bool = true) -> GridAnalysis {
-        let gw = features.width, gh = features.height
-        precondition(cellConfidence.count == gw * gh, "confidence grid does not match the feature grid")
+    /// Clusters one frame's (C, h, w) features. `warm` false seeds afresh regardless of the previous frame.
+    public func cluster(_ features: Tensor, warm: Bool = true) -> [KMeansResult] {
         let points = FeatureVectors.normalized(features)
-        var clusterings: [Clustering] = []
-        var gridScore = [Float](repeating: 0, count: gw * gh)
-        for clusterer in clusterers {
+        return clusterers.map { clusterer in
             if !warm { clusterer.reset() }
-            let result = clusterer.cluster(points)
-            let k = clusterer.kmeans.clusters
-            let confidence = Self.clusterConfidence(labels: result.labels, cells: cellConfidence, k: k, statistic: settings.statistic)
-            let ood = confidence.map { $0 < settings.tau }
-            for i in 0..<gridScore.count { gridScore[i] += Float(-confidence[Int(result.labels[i])]) }
-            clusterings.append(Clustering(kmeans: result, confidence: confidence, outOfDistribution: ood))
+            return clusterer.cluster(points)
         }
-        if clusterers.count > 1 {
-            let scale = 1 / Float(clusterers.count)
+    }
+}
+
+/// Turns clusterings and the confidence grid into the frame's decision: cluster confidences, OoD flags,
+/// the grid score. Stateless; `TemporalThreshold` adds smoothing over time.
+public enum ClusterDecision {
+    public static func decide(_ clusterings: [KMeansResult], cellConfidence: [Float], gridWidth gw: Int, gridHeight gh: Int,
+                              settings: MethodSettings, confidenceOverride: [Double]? = nil,
+                              oodOverride: [Bool]? = nil) -> GridAnalysis {
+        precondition(cellConfidence.count == gw * gh && !clusterings.isEmpty)
+        var summaries: [Clustering] = []
+        var gridScore = [Float](repeating: 0, count: gw * gh)
+        for (index, result) in clusterings.enumerated() {
+            let k = settings.clusterCounts[index]
+            var confidence = ClusterThreshold.clusterConfidence(labels: result.labels, cells: cellConfidence, k: k, statistic: settings.statistic)
+            if index == 0, let confidenceOverride, confidenceOverride.count == k { confidence = confidenceOverride }
+            var ood = confidence.map { $0 < settings.tau }
+            if index == 0, let oodOverride, oodOverride.count == k { ood = oodOverride }
+            for i in 0..<gridScore.count {
+                let s = confidence[Int(result.labels[i])]
+                gridScore[i] += Float(s.isFinite ? -s : -Double(settings.tau) - 100)
+            }
+            summaries.append(Clustering(kmeans: result, confidence: confidence, outOfDistribution: ood))
+        }
+        if clusterings.count > 1 {
+            let scale = 1 / Float(clusterings.count)
             for i in 0..<gridScore.count { gridScore[i] *= scale }
         }
-        let primary = clusterings[0]
+        let primary = summaries[0]
         let oodCells = primary.kmeans.labels.map { primary.outOfDistribution[Int($0)] }
-        return GridAnalysis(gridWidth: gw, gridHeight: gh, cellConfidence: cellConfidence, clusterings: clusterings,
+        return GridAnalysis(gridWidth: gw, gridHeight: gh, cellConfidence: cellConfidence, clusterings: summaries,
                             gridScore: gridScore, oodCells: oodCells)
+    }
+}
+
+/// Clustering and thresholding in one call, for still images and evaluation.
+public final class ClusterThreshold: @unchecked Sendable {
+    public let settings: MethodSettings
+    private let clusterer: FrameClusterer
+
+    public init(settings: MethodSettings = .default) {
+        self.settings = settings
+        clusterer = FrameClusterer(settings: settings)
+    }
+
+    public func reset() { clusterer.reset() }
+
+    public func analyze(features: Tensor, cellConfidence: [Float], warm: Bool = true) -> GridAnalysis {
+        let clusterings = clusterer.cluster(features, warm: warm)
+        return ClusterDecision.decide(clusterings, cellConfidence: cellConfidence, gridWidth: features.width,
+                                      gridHeight: features.height, settings: settings)
     }
 
     /// s_j: the mean (or median) of the cell confidences of each cluster; an empty cluster gets +infinity
