@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
     ],
     targets: [
         // Thin C shims: a module map and a header each, no logic.
@@ -49,7 +50,13 @@ let package = Package(
         .target(name: "Anomaly", dependencies: ["Tensors", "COpenBLAS"]),
 
         // The method run over frames: per-frame analysis now, the actor stages of the monitor on top.
-        .target(name: "Pipeline", dependencies: ["Anomaly", "Models", "Tensors", "VideoIO"]),
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "Anomaly", "Models", "Tensors", "VideoIO", "Overlay",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ]
+        ),
 
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),

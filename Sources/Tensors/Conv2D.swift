@@ -70,8 +70,10 @@ public struct Conv2D: Sendable {
         let (oh, ow) = outputSize(x.height, x.width)
         precondition(out.shape == [outChannels, oh, ow], "conv output \(out.shape) should be \([outChannels, oh, ow])")
         OperationCounter.add(oh * ow * outChannels * (inChannels / groups) * kernel.h * kernel.w)
-        if isDepthwise {
-            depthwise(x, out)
+        // Few outputs per group (depthwise, or the pyramid's 5-in/1-out groups): a direct loop does exactly the
+        // multiply-adds, where im2col would copy every input pixel kh·kw times for a tiny GEMM.
+        if isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1) {
+            direct(x, out)
         } else {
             gemmConv(x, out, arena: arena)
         }
@@ -145,16 +147,21 @@ public struct Conv2D: Sendable {
         }
     }
 
-    private func depthwise(_ x: Tensor, _ out: Tensor) {
+    /// Convolution as loops over output channels, their group's input channels and the kernel taps, each
+    /// tap a shifted, scaled row added to the output (vectorises along x).
+    private func direct(_ x: Tensor, _ out: Tensor) {
         let h = x.height, w = x.width, oh = out.height, ow = out.width
         let kh = kernel.h, kw = kernel.w
         let sy = stride.h, sx = stride.w
+        let cinG = inChannels / groups, coutG = outChannels / groups
         weight.withUnsafeBufferPointer { weights in
             ComputeThreads.forEach(outChannels, minimumPerThread: 2) { channelRange in
-                for c in channelRange {
-                    let src = x.channel(c)
-                    let dst = out.channel(c)
+                for o in channelRange {
+                    let dst = out.channel(o)
                     dst.update(repeating: 0, count: oh * ow)
+                    for i in 0..<cinG {
+                    let src = x.channel((o / coutG) * cinG + i)
+                    let c = o * cinG + i  // weight block of this (output, input) pair
                     for ky in 0..<kh {
                         let offY = ky * dilation.h - padding.h
                         for kx in 0..<kw {
@@ -176,6 +183,7 @@ public struct Conv2D: Sendable {
                                 }
                             }
                         }
+                    }
                     }
                 }
             }

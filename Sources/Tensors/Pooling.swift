@@ -31,22 +31,35 @@ public enum Pooling {
         (i * inSize) / outSize ..< ((i + 1) * inSize + outSize - 1) / outSize
     }
 
-    /// Adaptive average pooling to `out`'s size; bins may overlap and vary in length.
+    /// Adaptive average pooling to `out`'s size; bins may overlap and vary in length. Done separably:
+    /// rows are averaged along x first, then along y (the same sums, in another order).
     public static func adaptiveAverage(_ x: Tensor, into out: Tensor) {
         let h = x.height, w = x.width, oh = out.height, ow = out.width
         precondition(out.channels == x.channels)
         let rowBins = (0..<oh).map { adaptiveBin($0, h, oh) }
         let colBins = (0..<ow).map { adaptiveBin($0, w, ow) }
-        ComputeThreads.forEach(x.channels, minimumPerThread: 2) { range in
-            for c in range {
-                let src = x.channel(c), dst = out.channel(c)
-                for (oy, rows) in rowBins.enumerated() {
-                    for (ox, cols) in colBins.enumerated() {
-                        var sum: Float = 0
-                        for iy in rows {
-                            for ix in cols { sum += src[iy * w + ix] }
+        ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
+            var horizontal = [Float](repeating: 0, count: h * ow)
+            horizontal.withUnsafeMutableBufferPointer { hp in
+                for c in range {
+                    let src = x.channel(c), dst = out.channel(c)
+                    for y in 0..<h {
+                        let row = src + y * w, line = hp.baseAddress! + y * ow
+                        for (ox, cols) in colBins.enumerated() {
+                            var sum: Float = 0
+                            for ix in cols { sum += row[ix] }
+                            line[ox] = sum / Float(cols.count)
                         }
-                        dst[oy * ow + ox] = sum / Float(rows.count * cols.count)
+                    }
+                    for (oy, rows) in rowBins.enumerated() {
+                        let line = dst + oy * ow
+                        for ox in 0..<ow { line[ox] = 0 }
+                        for iy in rows {
+                            let source = hp.baseAddress! + iy * ow
+                            for ox in 0..<ow { line[ox] += source[ox] }
+                        }
+                        let scale = 1 / Float(rows.count)
+                        for ox in 0..<ow { line[ox] *= scale }
                     }
                 }
             }
@@ -83,25 +96,55 @@ public enum Resize {
 
     /// Bilinear resize of every channel to `out`'s size. `alignCorners` as PyTorch's flag: true maps the corner
     /// pixels onto each other; false uses half-pixel centres (OpenCV INTER_LINEAR), clamped at the borders.
+    /// Each output row blends two source rows that were first interpolated along x (kept while consecutive
+    /// output rows share them).
     public static func bilinear(_ x: Tensor, into out: Tensor, alignCorners: Bool) {
         precondition(out.channels == x.channels)
         let ys = Axis(from: x.height, to: out.height, alignCorners: alignCorners)
         let xs = Axis(from: x.width, to: out.width, alignCorners: alignCorners)
-        let w = x.width, ow = out.width
+        let w = x.width, ow = out.width, oh = out.height
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
-            for c in range {
-                let src = x.channel(c), dst = out.channel(c)
-                for oy in 0..<out.height {
-                    let r0 = src + ys.lower[oy] * w, r1 = src + ys.upper[oy] * w
-                    let fy = ys.fraction[oy]
-                    let line = dst + oy * ow
+            var rowA = [Float](repeating: 0, count: ow), rowB = [Float](repeating: 0, count: ow)
+            xs.lower.withUnsafeBufferPointer { lower in
+            xs.upper.withUnsafeBufferPointer { upper in
+            xs.fraction.withUnsafeBufferPointer { fraction in
+            rowA.withUnsafeMutableBufferPointer { a in
+            rowB.withUnsafeMutableBufferPointer { b in
+                var top = a.baseAddress!, bottom = b.baseAddress!
+                func horizontal(_ source: UnsafeMutablePointer<Float>, into line: UnsafeMutablePointer<Float>) {
                     for ox in 0..<ow {
-                        let l = xs.lower[ox], u = xs.upper[ox], fx = xs.fraction[ox]
-                        let top = r0[l] + (r0[u] - r0[l]) * fx
-                        let bottom = r1[l] + (r1[u] - r1[l]) * fx
-                        line[ox] = top + (bottom - top) * fy
+                        let l = source[lower[ox]], u = source[upper[ox]]
+                        line[ox] = l + (u - l) * fraction[ox]
                     }
                 }
+                for c in range {
+                    let src = x.channel(c), dst = out.channel(c)
+                    var topRow = -1, bottomRow = -1
+                    for oy in 0..<oh {
+                        let r0 = ys.lower[oy], r1 = ys.upper[oy]
+                        if r0 != topRow {
+                            if r0 == bottomRow {
+                                swap(&top, &bottom)
+                                topRow = bottomRow
+                                bottomRow = -1
+                            } else {
+                                horizontal(src + r0 * w, into: top)
+                                topRow = r0
+                            }
+                        }
+                        if r1 != bottomRow {
+                            horizontal(src + r1 * w, into: bottom)
+                            bottomRow = r1
+                        }
+                        let fy = ys.fraction[oy]
+                        let line = dst + oy * ow
+                        for ox in 0..<ow { line[ox] = top[ox] + (bottom[ox] - top[ox]) * fy }
+                    }
+                }
+            }
+            }
+            }
+            }
             }
         }
     }

@@ -21,9 +21,12 @@ public final class H264Writer: Sendable {
         public var preset: String
         /// Encoder threads; 0 lets x264 choose.
         public var threads: Int
+        /// Fragmented MP4: playable up to its last fragment even if the process dies, and writable to
+        /// pipes. Off: one index, moved to the front on a normal close.
+        public var fragmented: Bool
 
         public init(width: Int, height: Int, frameRate: Rational, timeBase: Rational? = nil,
-                    crf: Int = 20, preset: String = "veryfast", threads: Int = 0) {
+                    crf: Int = 20, preset: String = "veryfast", threads: Int = 0, fragmented: Bool = false) {
             self.width = width
             self.height = height
             self.frameRate = frameRate
@@ -31,6 +34,7 @@ public final class H264Writer: Sendable {
             self.crf = crf
             self.preset = preset
             self.threads = threads
+            self.fragmented = fragmented
         }
     }
 
@@ -160,9 +164,10 @@ private final class EncoderCore: @unchecked Sendable {
         try check(avcodec_parameters_from_context(stream.pointee.codecpar, encoder), "create video", path)
 
         var io: UnsafeMutablePointer<AVIOContext>?
-        try check(avio_open(&io, path, AVIO_FLAG_WRITE), "create video", path)
+        try check(avio_open(&io, path == "-" ? "pipe:1" : path, AVIO_FLAG_WRITE), "create video", path)
         output.pointee.pb = io
-        var muxerOptions = makeDictionary(["movflags": "+faststart"])
+        let flags = settings.fragmented ? "+frag_keyframe+empty_moov+default_base_moof" : "+faststart"
+        var muxerOptions = makeDictionary(["movflags": flags])
         defer { av_dict_free(&muxerOptions) }
         try check(avformat_write_header(output, &muxerOptions), "write the header of", path)
         headerWritten = true
@@ -249,7 +254,7 @@ private final class EncoderCore: @unchecked Sendable {
         var firstError: VideoIOError?
         avcodec_send_frame(encoder, nil)
         do { try drain() } catch { firstError = error }
-        if !normally {
+        if !normally && !settings.fragmented {
             // Moving the index to the front rewrites the whole file: not on an error path.
             av_opt_set(output.pointee.priv_data, "movflags", "-faststart", 0)
         }

@@ -112,6 +112,9 @@ struct ModelBench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per line.")
     var json = false
 
+    @Flag(help: "Also print the time spent up to each named block of one pass (where the time goes).")
+    var blocks = false
+
     func validate() throws {
         guard runs > 0 else { throw ValidationError("--runs must be positive") }
         for size in sizes.split(separator: ",") where FrameSize(parsing: String(size)) == nil {
@@ -146,6 +149,28 @@ struct ModelBench: AsyncParsableCommand {
                     }
                     times.sort()
                     let median = times[times.count / 2]
+                    if blocks {
+                        var last = ContinuousClock.now
+                        var spent: [(String, Double)] = []
+                        let start = last
+                        let encoded = loaded.network.backbone(input, capture: { name, _ in
+                            let now = ContinuousClock.now
+                            spent.append((name, (now - last).seconds))
+                            last = now
+                        })
+                        spent.append(("(backbone end)", (ContinuousClock.now - last).seconds))
+                        last = .now
+                        _ = loaded.network.decoder(encoded, capture: { name, _ in
+                            let now = ContinuousClock.now
+                            spent.append((name, (now - last).seconds))
+                            last = now
+                        })
+                        spent.append(("(decoder end: final resize)", (ContinuousClock.now - last).seconds))
+                        for (name, seconds) in spent where seconds > 0.002 {
+                            print(String(format: "    %-32@ %7.1f ms", name as NSString, seconds * 1000))
+                        }
+                        print(String(format: "    total %.1f ms", (ContinuousClock.now - start).seconds * 1000))
+                    }
                     let gflops = 2 * Double(macs) / median / 1e9
                     if json {
                         print(#"{"model":"\#(name)","size":"\#(size)","threads":\#(threadCount),"ms":\#((median * 1000).rounded2),"gmacs":\#((Double(macs) / 1e9).rounded2),"gflops":\#(gflops.rounded2)}"#)

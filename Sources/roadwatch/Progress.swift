@@ -2,7 +2,7 @@ import Foundation
 
 /// Progress of long work on stderr: a redrawn bar when stderr is a terminal, a plain line every few
 /// seconds when it is not (logs, CI), nothing when quiet.
-final class Progress {
+final class Progress: @unchecked Sendable {  // used from one task at a time
     private let total: Int?
     private let unit: String
     private let quiet: Bool
