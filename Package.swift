@@ -78,7 +78,7 @@ let package = Package(
         .target(name: "TestKit", path: "Tests/TestKit"),
         .testTarget(name: "VideoIOTests", dependencies: ["VideoIO", "TestKit"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestKit"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "TestKit"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "TestKit"]),
         .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "Tensors", "Models", "VideoIO", "TestKit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),

@@ -42,8 +42,10 @@ public struct Canvas {
     }
 
     public mutating func fillRect(x: Int, y: Int, width w: Int, height h: Int, _ colour: Colour, alpha: Float = 1) {
-        for yy in max(0, y)..<min(height, y + h) {
-            for xx in max(0, x)..<min(width, x + w) { blend(xx, yy, colour, alpha: alpha) }
+        let x0 = max(0, x), x1 = min(width, x + w), y0 = max(0, y), y1 = min(height, y + h)
+        guard x0 < x1, y0 < y1 else { return }  // entirely outside the image
+        for yy in y0..<y1 {
+            for xx in x0..<x1 { blend(xx, yy, colour, alpha: alpha) }
         }
     }
 

@@ -17,6 +17,8 @@ public final class Monitor: Sendable {
         public var overlay: OverlayMode
         /// Regions smaller than this many frame pixels are not reported.
         public var minimumRegionArea: Int
+        /// Called after each stage with its name and the frame index (tests use it to add random delays).
+        public var afterStage: (@Sendable (String, Int) async -> Void)?
 
         public init(width: Int, height: Int, settings: MethodSettings = .default, overlay: OverlayMode = .heat,
                     minimumRegionArea: Int = 0) {
@@ -70,10 +72,15 @@ public final class Monitor: Sendable {
                     if !isStopping { sourceError.set(error) }
                 }
             }
+            let afterStage = c.afterStage
             func stage(_ index: Int, _ body: @escaping @Sendable (FrameWork) async -> FrameWork) {
                 group.addTask {
                     defer { channels[index + 1].finish() }
-                    for await work in channels[index] { await channels[index + 1].send(await body(work)) }
+                    for await work in channels[index] {
+                        let done = await body(work)
+                        await afterStage?(StageTimings.names[index], done.frame.index)
+                        await channels[index + 1].send(done)
+                    }
                 }
             }
             stage(0) { await backbone.process($0) }

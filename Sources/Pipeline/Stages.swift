@@ -149,9 +149,10 @@ public actor AnnotateStage {
             guard mode != .none else { return image }
             var annotation = FrameAnnotation(palette: palette)
             if mode == .heat || mode == .both {
-                // Heat rises as the cluster confidence falls below tau + 1, full at tau - 1.
+                // Heat rises as a cluster's confidence falls below tau + 2 and is full at tau - 1, so clusters
+                // near the threshold show before they raise the alarm (outline and box).
                 let grid = analysis.gridScore.map { score -> Float in
-                    min(1, max(0, (Float(tau) + 1 + score) / 2))
+                    min(1, max(0, (Float(tau) + 2 + score) / 3))
                 }
                 annotation.heat = ScoreMaps.upsample(grid, gridWidth: analysis.gridWidth, gridHeight: analysis.gridHeight,
                                                      width: w, height: h, bilinear: true)

@@ -1,0 +1,89 @@
+import Anomaly
+import Foundation
+import Models
+import Synchronization
+import Testing
+import TestKit
+import VideoIO
+@testable import Pipeline
+import Overlay
+
+/// Numbered synthetic frames: a gradient whose offset is the frame index.
+struct NumberedFrames: AsyncSequence, Sendable {
+    let count: Int
+    let width = 96, height = 64
+
+    struct Iterator: AsyncIteratorProtocol {
+        var index = 0
+        let count: Int, width: Int, height: Int
+        mutating func next() async -> VideoFrame? {
+            guard index < count else { return nil }
+            defer { index += 1 }
+            var pixels = [UInt8](repeating: 0, count: width * height * 3)
+            for i in 0..<pixels.count { pixels[i] = UInt8(truncatingIfNeeded: i / 7 + index * 13) }
+            return VideoFrame(index: index, pts: Int64(index) * 2, timeBase: Rational(1, 50),
+                              sourceSize: FrameSize(width: width, height: height),
+                              image: RGBImage(width: width, height: height, channels: 3, samples: pixels))
+        }
+    }
+
+    func makeAsyncIterator() -> Iterator { Iterator(count: count, width: width, height: height) }
+}
+
+@Suite("The monitor pipeline")
+struct MonitorTests {
+    @Test("every frame comes out once, in order, whatever each stage's delay")
+    func orderAndCompleteness() async throws {
+        let model = try await ModelLoader.load(ModelRegistry.defaultName)
+        var configuration = Monitor.Configuration(width: 64, height: 64)
+        configuration.afterStage = { _, _ in
+            try? await Task.sleep(for: .milliseconds(Int.random(in: 0...15)))
+        }
+        let monitor = try Monitor(model: model, configuration: configuration)
+        let seen = Mutex<[Int]>([])
+        let summary = try await monitor.run(NumberedFrames(count: 40)) { work in
+            #expect(work.annotated?.width == 96 && work.annotated?.height == 64)
+            #expect(work.frame.pts == Int64(work.frame.index) * 2)
+            seen.withLock { $0.append(work.frame.index) }
+        }
+        #expect(seen.withLock { $0 } == Array(0..<40))
+        #expect(summary.frames == 40)
+    }
+
+    @Test("stop() ends the run after the frames already read, and they all come out")
+    func stopDrains() async throws {
+        let model = try await ModelLoader.load(ModelRegistry.defaultName)
+        let monitor = try Monitor(model: model, configuration: Monitor.Configuration(width: 64, height: 64))
+        let seen = Mutex<[Int]>([])
+        _ = try await monitor.run(NumberedFrames(count: 500)) { work in
+            let count = seen.withLock { $0.append(work.frame.index); return $0.count }
+            if count == 5 { monitor.stop() }
+        }
+        let indices = seen.withLock { $0 }
+        #expect(indices.count >= 5 && indices.count < 500)
+        #expect(indices == Array(0..<indices.count))
+    }
+}
+
+@Suite("Overlay drawing")
+struct OverlayTests {
+    @Test("text, boxes and heat drawn partly or wholly outside the frame are clipped, not a crash")
+    func clipping() {
+        let image = RGBImage(width: 20, height: 10, channels: 3, repeating: 50)
+        let annotation = FrameAnnotation(heat: Array(repeating: 1, count: 200), mask: Array(repeating: true, count: 200),
+                                         regions: [RegionMark(box: [15, 5, 40, 40], score: 3, trackID: 7),
+                                                   RegionMark(box: [100, 100, 5, 5], score: 1, trackID: 8)],
+                                         hud: ["A LONG HUD LINE WIDER THAN THE FRAME"])
+        let drawn = AnomalyOverlay.draw(annotation, on: image)
+        #expect(drawn.width == 20 && drawn.height == 10)
+        #expect(drawn.samples != image.samples)
+    }
+
+    @Test("heat turns pixels warm where it is high and leaves them alone where it is zero")
+    func heat() {
+        let image = RGBImage(width: 4, height: 1, channels: 3, repeating: 100)
+        let drawn = AnomalyOverlay.draw(FrameAnnotation(heat: [0, 0, 1, 1]), on: image)
+        #expect(Array(drawn.samples[0..<6]) == [100, 100, 100, 100, 100, 100])
+        #expect(drawn.samples[6] > 150 && drawn.samples[8] < 100)  // red up, blue down
+    }
+}

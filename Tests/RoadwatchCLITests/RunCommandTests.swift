@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+import TestKit
+import VideoIO
+
+@Suite("roadwatch run, through the binary")
+struct RunCommandTests {
+    @Test("the fox clip: 221 frames at 960x540 and 25 fps with the input's timestamps, 221 events, warm K-Means")
+    func foxClip() async throws {
+        let scratch = try ScratchDirectory("run")
+        let input = Shared.path("data/videos/synthetic_fox_solidWhiteRight/video.mp4")
+        let output = scratch.path("out.mp4"), events = scratch.path("events.jsonl")
+        let outcome = try RoadwatchBinary.run(["run", input, "-o", output, "--events", events, "--size", "512x256",
+                                               "--mask-dir", scratch.path("masks"), "--quiet"], timeout: 600)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+
+        let expected = try await VideoSource.open(input)
+        var inputTimes: [Double] = []
+        for try await frame in expected { inputTimes.append(frame.time) }
+        let produced = try await VideoSource.open(output)
+        #expect(produced.info.width == 960 && produced.info.height == 540)
+        #expect(produced.info.frameRate == Rational(25, 1))
+        var outputTimes: [Double] = []
+        for try await frame in produced { outputTimes.append(frame.time) }
+        #expect(outputTimes.count == 221)
+        #expect(outputTimes == inputTimes)
+
+        let lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 221)
+        for (i, line) in lines.enumerated() {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(object["frame"] as? Int == i)
+            #expect(abs((object["t"] as? Double ?? -1) - Double(i) / 25) < 1e-6)
+            let kmeans = try #require(object["kmeans"] as? [String: Any])
+            let warm = kmeans["warm"] as? Bool, reseeded = kmeans["reseeded"] as? Bool
+            #expect(i == 0 ? warm == false : (warm == true || reseeded == true), "frame \(i): \(kmeans)")
+            #expect(object["anomaly_fraction"] is Double && object["regions"] is [Any])
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path("masks")).count == 221)
+    }
+
+    @Test("SIGINT a few seconds in: exit 130, the video decodes, every event line parses")
+    func interrupted() async throws {
+        let scratch = try ScratchDirectory("sigint")
+        let output = scratch.path("out.mp4"), events = scratch.path("events.jsonl")
+        let process = Process()
+        process.executableURL = RoadwatchBinary.url
+        process.arguments = ["run", Shared.path("data/videos/solidYellowLeft.mp4"), "-o", output, "--events", events,
+                             "--size", "512x256", "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Interrupt once some frames are out (or after 20 s at most).
+        for _ in 0..<200 {
+            try await Task.sleep(for: .milliseconds(100))
+            if let text = try? String(contentsOfFile: events, encoding: .utf8), text.split(separator: "\n").count >= 3 { break }
+        }
+        process.interrupt()
+        for _ in 0..<600 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!process.isRunning)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count >= 1 && lines.count < 681)
+        for line in lines { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil) }
+        let produced = try await VideoSource.open(output)
+        var frames = 0
+        for try await _ in produced { frames += 1 }
+        #expect(frames >= 1 && frames == lines.count)
+    }
+
+    @Test("bad run arguments fail before any work", arguments: [
+        (["--k", "0"], "--k"),
+        (["--size", "100x37"], "multiple of 16"),
+        (["-o", "/nonexistent-folder/out.mp4"], "does not exist"),
+        (["--overlay", "sparkles"], "overlay"),
+    ])
+    func badArguments(_ extra: [String], _ problem: String) throws {
+        let scratch = try ScratchDirectory("runbad")
+        var arguments = ["run", Shared.path("data/videos/solidWhiteRight.mp4")]
+        if !extra.contains("-o") { arguments += ["-o", scratch.path("out.mp4")] }
+        let outcome = try RoadwatchBinary.run(arguments + extra)
+        #expect((1..<128).contains(outcome.status))
+        #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains(problem), "\(outcome.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("out.mp4")))
+    }
+
+    @Test("an output that is the input is refused, and the input is untouched")
+    func outputIsInput() throws {
+        let scratch = try ScratchDirectory("runsame")
+        let copy = scratch.path("clip.mp4")
+        try FileManager.default.copyItem(atPath: Shared.path("data/videos/solidWhiteRight.mp4"), toPath: copy)
+        let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+        let outcome = try RoadwatchBinary.run(["run", copy, "-o", copy])
+        #expect((1..<128).contains(outcome.status) && outcome.stderr.contains("is the input"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
+    }
+}
