@@ -101,6 +101,34 @@ public final class Monitor: Sendable {
     }
 }
 
+extension Monitor {
+    /// The same work as `run`, one frame at a time through every stage before the next is read: the
+    /// baseline that shows what overlapping the stages buys.
+    public func runSequentially<Frames: AsyncSequence & Sendable>(
+        _ frames: Frames, sink: @escaping @Sendable (FrameWork) async throws -> Void
+    ) async throws -> MonitorSummary where Frames.Element == VideoFrame {
+        let c = configuration
+        let backbone = BackboneStage(model: model, width: c.width, height: c.height)
+        let decoder = DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both)
+        let clustering = ClusteringStage(settings: c.settings)
+        let thresholding = ThresholdingStage(settings: c.settings, minimumRegionArea: c.minimumRegionArea)
+        let annotate = AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau)
+        let summary = SummaryBuilder()
+        for try await frame in frames {
+            if isStopping { break }
+            var work = FrameWork(frame: frame)
+            work = await backbone.process(work)
+            work = await decoder.process(work)
+            work = await clustering.process(work)
+            work = await thresholding.process(work)
+            work = await annotate.process(work)
+            try await sink(work)
+            summary.record(work)
+        }
+        return summary.result()
+    }
+}
+
 /// What a run did, for the closing summary.
 public struct MonitorSummary: Sendable {
     public var frames: Int

@@ -48,6 +48,10 @@ final class FrameDecoder: @unchecked Sendable {
     private var streamStart: Int64
     private var frameDuration: Int64
 
+    private var audioIndex: Int32 = -1
+    /// The input's audio stream, when it has one.
+    private(set) var audio: AudioStreamInfo?
+    private var pendingAudio: [AudioPacket] = []
     private var sentFlush = false
     private var finished = false
     private var nextIndex = 0
@@ -146,8 +150,11 @@ final class FrameDecoder: @unchecked Sendable {
             frameCount = 1  // a still image is a one-frame video
         }
         var hasAudio = false
-        for i in 0..<Int(formatContext!.pointee.nb_streams) where formatContext!.pointee.streams[i]!.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_AUDIO {
+        let audioStream = av_find_best_stream(formatContext, AVMEDIA_TYPE_AUDIO, -1, best, nil, 0)
+        if audioStream >= 0, let stream = formatContext!.pointee.streams[Int(audioStream)] {
             hasAudio = true
+            audioIndex = audioStream
+            audio = AudioStreamInfo(copying: stream.pointee.codecpar, timeBase: stream.pointee.time_base)
         }
         let parameters = stream.pointee.codecpar.pointee
         let pixelFormatName = av_get_pix_fmt_name(AVPixelFormat(parameters.format)).map { String(cString: $0) } ?? "unknown"
@@ -203,8 +210,11 @@ final class FrameDecoder: @unchecked Sendable {
     func next() throws(VideoIOError) -> VideoFrame? {
         guard try decodeNext() else { return nil }
         let decoded = try convertCurrent()
-        return VideoFrame(index: decoded.index, pts: decoded.pts, timeBase: info.timeBase, sourceSize: decoded.sourceSize,
-                          image: RGBImage(width: decoded.size.width, height: decoded.size.height, channels: 3, samples: decoded.bytes))
+        var frame = VideoFrame(index: decoded.index, pts: decoded.pts, timeBase: info.timeBase, sourceSize: decoded.sourceSize,
+                               image: RGBImage(width: decoded.size.width, height: decoded.size.height, channels: 3, samples: decoded.bytes))
+        frame.audio = pendingAudio
+        pendingAudio.removeAll(keepingCapacity: true)
+        return frame
     }
 
     /// Decodes the next frame into tightly packed bytes of the decoder's pixel layout; nil at the end.
@@ -255,6 +265,13 @@ final class FrameDecoder: @unchecked Sendable {
                 throw VideoIOError(ffmpeg: read, operation: "read", target: target)
             }
             defer { av_packet_unref(packet) }
+            if packet.pointee.stream_index == audioIndex && audio != nil {
+                let p = packet.pointee
+                pendingAudio.append(AudioPacket(data: Array(UnsafeBufferPointer(start: p.data, count: Int(p.size))),
+                                                pts: p.pts, dts: p.dts, duration: p.duration,
+                                                isKey: (p.flags & AV_PKT_FLAG_KEY) != 0))
+                continue
+            }
             guard packet.pointee.stream_index == streamIndex else { continue }
             let sent = avcodec_send_packet(codec, packet)
             if sent < 0 && sent != rw_averror(EAGAIN) {

@@ -24,6 +24,8 @@ public final class H264Writer: Sendable {
         /// Fragmented MP4: playable up to its last fragment even if the process dies, and writable to
         /// pipes. Off: one index, moved to the front on a normal close.
         public var fragmented: Bool
+        /// An audio stream to copy into the file unchanged (packets given to `appendAudio`).
+        public var audio: AudioStreamInfo?
 
         public init(width: Int, height: Int, frameRate: Rational, timeBase: Rational? = nil,
                     crf: Int = 20, preset: String = "veryfast", threads: Int = 0, fragmented: Bool = false) {
@@ -69,6 +71,13 @@ public final class H264Writer: Sendable {
         try await append(frame.image, pts: pts)
     }
 
+    /// Copies coded audio packets (in the source audio stream's time base) into the file's audio stream.
+    /// Without an audio stream in the settings they are ignored.
+    public func appendAudio(_ packets: [AudioPacket]) async throws {
+        guard settings.audio != nil, !packets.isEmpty else { return }
+        try await lane.run { [core] in try core.writeAudio(packets) }
+    }
+
     /// Flushes the encoder and writes the trailer with the index at the front of the file.
     public func finish() async throws {
         try await lane.run { [core] in try core.close(normally: true) }
@@ -107,6 +116,8 @@ private final class EncoderCore: @unchecked Sendable {
     private var output: UnsafeMutablePointer<AVFormatContext>?
     private var encoder: UnsafeMutablePointer<AVCodecContext>?
     private var stream: UnsafeMutablePointer<AVStream>?
+    private var audioStream: UnsafeMutablePointer<AVStream>?
+    private var lastAudioDTS: Int64?
     private var frame: UnsafeMutablePointer<AVFrame>?
     private var packet: UnsafeMutablePointer<AVPacket>?
     private var scaler: OpaquePointer?
@@ -162,6 +173,14 @@ private final class EncoderCore: @unchecked Sendable {
         stream.pointee.time_base = settings.timeBase.av
         stream.pointee.avg_frame_rate = settings.frameRate.av
         try check(avcodec_parameters_from_context(stream.pointee.codecpar, encoder), "create video", path)
+
+        if let audio = settings.audio {
+            guard let copy = avformat_new_stream(output, nil) else { throw fail("out of memory", .io) }
+            try check(avcodec_parameters_copy(copy.pointee.codecpar, audio.parameters), "add the audio stream to", path)
+            copy.pointee.codecpar.pointee.codec_tag = 0  // let the MP4 muxer choose its own tag
+            copy.pointee.time_base = audio.timeBase.av
+            audioStream = copy
+        }
 
         var io: UnsafeMutablePointer<AVIOContext>?
         try check(avio_open(&io, path == "-" ? "pipe:1" : path, AVIO_FLAG_WRITE), "create video", path)
@@ -228,6 +247,29 @@ private final class EncoderCore: @unchecked Sendable {
         try check(avcodec_send_frame(encoder, frame), "encode a frame of", path)
         try drain()
         framesWritten += 1
+    }
+
+    func writeAudio(_ packets: [AudioPacket]) throws(VideoIOError) {
+        guard !closed, let output, let audioStream, let source = settings.audio, let packet else { return }
+        for item in packets where !item.data.isEmpty {
+            try check(av_new_packet(packet, Int32(item.data.count)), "copy audio into", path)
+            item.data.withUnsafeBufferPointer { packet.pointee.data.update(from: $0.baseAddress!, count: $0.count) }
+            packet.pointee.pts = item.pts
+            packet.pointee.dts = item.dts
+            packet.pointee.duration = item.duration
+            packet.pointee.flags = item.isKey ? AV_PKT_FLAG_KEY : 0
+            av_packet_rescale_ts(packet, source.timeBase.av, audioStream.pointee.time_base)
+            packet.pointee.stream_index = audioStream.pointee.index
+            // The muxer refuses decreasing timestamps; a repeated packet after a reconnect is dropped.
+            if let last = lastAudioDTS, packet.pointee.dts != rw_nopts_value(), packet.pointee.dts <= last {
+                av_packet_unref(packet)
+                continue
+            }
+            if packet.pointee.dts != rw_nopts_value() { lastAudioDTS = packet.pointee.dts }
+            let written = av_interleaved_write_frame(output, packet)
+            av_packet_unref(packet)
+            try check(written, "copy audio into", path)
+        }
     }
 
     /// Moves every packet the encoder has ready into the file.

@@ -76,6 +76,9 @@ public struct VideoFrame: Sendable {
     public var sourceSize: FrameSize
     /// The pixels, at the requested size.
     public var image: RGBImage
+    /// Coded audio packets the demuxer met since the previous video frame (in the audio stream's time base),
+    /// for copying the soundtrack into an output unchanged.
+    public var audio: [AudioPacket] = []
 
     /// Presentation time in seconds from the stream's start.
     public var time: Double { Double(pts) * timeBase.value }

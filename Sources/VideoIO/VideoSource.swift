@@ -10,6 +10,8 @@ public final class VideoSource: AsyncSequence, Sendable {
 
     /// What the source is.
     public let info: MediaInfo
+    /// The audio stream to copy into an output, when the source has one.
+    public let audio: AudioStreamInfo?
     private let decoder: FrameDecoder
     private let lane: BlockingLane
 
@@ -17,6 +19,7 @@ public final class VideoSource: AsyncSequence, Sendable {
         self.decoder = decoder
         self.lane = lane
         self.info = decoder.info
+        self.audio = decoder.audio
     }
 
     /// Opens `url` (a path, `-` for standard input, or any URL FFmpeg reads) and its best video stream.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import Pipeline
 import Tensors
 import VideoIO
 
@@ -8,7 +9,7 @@ import VideoIO
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure throughput on this machine.",
-        subcommands: [ModelBench.self, VideoBench.self]
+        subcommands: [ModelBench.self, PipelineBench.self, VideoBench.self]
     )
 }
 
@@ -181,4 +182,59 @@ struct ModelBench: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// `roadwatch bench pipeline`: the monitor's stages overlapped against the same work in one loop.
+struct PipelineBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "Frames per second of the monitor (stages overlapped) and of the same work done sequentially.",
+        discussion: "Frames are decoded into memory first, so decoding is not timed; the annotated frames are not encoded."
+    )
+
+    @Argument(help: "Video to read frames from.")
+    var input: String
+
+    @Option(help: "Frames to run through each.")
+    var frames = 100
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    func run() async throws {
+        let source = try await VideoSource.open(input)
+        var decoded: [VideoFrame] = []
+        for try await frame in source {
+            decoded.append(frame)
+            if decoded.count == frames { break }
+        }
+        let (model, size) = try await modelOptions.load()
+        let configuration = Monitor.Configuration(width: size.width, height: size.height)
+        let held = FrameList(decoded)
+        let sequential = try await Monitor(model: model, configuration: configuration).runSequentially(held) { _ in }
+        let overlapped = try await Monitor(model: model, configuration: configuration).run(held) { _ in }
+        func line(_ name: String, _ s: MonitorSummary) -> String {
+            let stages = zip(StageTimings.names, s.stageSeconds).map { "\($0) \(String(format: "%.0f", $1 * 1000))" }.joined(separator: ", ")
+            return "\(name.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%6.2f", s.framesPerSecond)) fps  (ms per frame: \(stages))"
+        }
+        print("\(decoded.count) frames of \(input) at \(size), \(ComputeThreads.count) compute thread(s)")
+        print(line("sequential", sequential))
+        print(line("pipelined", overlapped))
+        print(String(format: "pipelined / sequential = %.2f", overlapped.framesPerSecond / max(sequential.framesPerSecond, 1e-9)))
+    }
+}
+
+/// Frames held in memory, replayed as a sequence.
+struct FrameList: AsyncSequence, Sendable {
+    let frames: [VideoFrame]
+    init(_ frames: [VideoFrame]) { self.frames = frames }
+    struct Iterator: AsyncIteratorProtocol {
+        var index = 0
+        let frames: [VideoFrame]
+        mutating func next() async -> VideoFrame? {
+            guard index < frames.count else { return nil }
+            defer { index += 1 }
+            return frames[index]
+        }
+    }
+    func makeAsyncIterator() -> Iterator { Iterator(frames: frames) }
 }

@@ -97,3 +97,31 @@ struct RunCommandTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
     }
 }
+
+@Suite("roadwatch run keeps the soundtrack")
+struct RunAudioTests {
+    /// MD5 of a file's audio packets, as the ffmpeg program reports it.
+    func audioDigest(_ path: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+        process.arguments = ["-v", "error", "-i", path, "-map", "0:a", "-c", "copy", "-f", "md5", "-"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("the input's AAC stream is copied to the output packet for packet")
+    func audioCopied() throws {
+        let scratch = try ScratchDirectory("audio")
+        let input = Shared.path("data/videos/solidWhiteRight.mp4")
+        let output = scratch.path("out.mp4")
+        let outcome = try RoadwatchBinary.run(["run", input, "-o", output, "--size", "128x64", "--overlay", "none", "--quiet"], timeout: 300)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let original = try audioDigest(input)
+        #expect(original.hasPrefix("MD5="))
+        #expect(try audioDigest(output) == original)
+    }
+}
