@@ -44,16 +44,22 @@ public final class Monitor: Sendable {
     public func stop() { stopping.store(true, ordering: .relaxed) }
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
+    /// A fresh set of stages for one run (each owns its state: activations, centroids, temporal state).
+    private func makeStages() -> (BackboneStage, DecoderStage, ClusteringStage, ThresholdingStage, AnnotateStage) {
+        let c = configuration
+        return (BackboneStage(model: model, width: c.width, height: c.height),
+                DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both),
+                ClusteringStage(settings: c.settings),
+                ThresholdingStage(settings: c.settings, minimumRegionArea: c.minimumRegionArea),
+                AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau))
+    }
+
     /// Runs `frames` through the stages and hands every finished frame, in order, to `sink`.
     public func run<Frames: AsyncSequence & Sendable>(
         _ frames: Frames, sink: @escaping @Sendable (FrameWork) async throws -> Void
     ) async throws -> MonitorSummary where Frames.Element == VideoFrame {
         let c = configuration
-        let backbone = BackboneStage(model: model, width: c.width, height: c.height)
-        let decoder = DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both)
-        let clustering = ClusteringStage(settings: c.settings)
-        let thresholding = ThresholdingStage(settings: c.settings, minimumRegionArea: c.minimumRegionArea)
-        let annotate = AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau)
+        let (backbone, decoder, clustering, thresholding, annotate) = makeStages()
         let channels = (0..<6).map { _ in AsyncChannel<FrameWork>() }
         let summary = SummaryBuilder()
         let sourceError = ErrorSlot()
@@ -107,12 +113,7 @@ extension Monitor {
     public func runSequentially<Frames: AsyncSequence & Sendable>(
         _ frames: Frames, sink: @escaping @Sendable (FrameWork) async throws -> Void
     ) async throws -> MonitorSummary where Frames.Element == VideoFrame {
-        let c = configuration
-        let backbone = BackboneStage(model: model, width: c.width, height: c.height)
-        let decoder = DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both)
-        let clustering = ClusteringStage(settings: c.settings)
-        let thresholding = ThresholdingStage(settings: c.settings, minimumRegionArea: c.minimumRegionArea)
-        let annotate = AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau)
+        let (backbone, decoder, clustering, thresholding, annotate) = makeStages()
         let summary = SummaryBuilder()
         for try await frame in frames {
             if isStopping { break }
