@@ -168,7 +168,7 @@ struct ModelBench: AsyncParsableCommand {
                         })
                         spent.append(("(decoder end: final resize)", (ContinuousClock.now - last).seconds))
                         for (name, seconds) in spent where seconds > 0.002 {
-                            print(String(format: "    %-32@ %7.1f ms", name as NSString, seconds * 1000))
+                            print("    " + name.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%7.1f ms", seconds * 1000))
                         }
                         print(String(format: "    total %.1f ms", (ContinuousClock.now - start).seconds * 1000))
                     }
