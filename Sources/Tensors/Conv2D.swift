@@ -147,48 +147,58 @@ public struct Conv2D: Sendable {
         }
     }
 
-    /// Convolution as loops over output channels, their group's input channels and the kernel taps, each
-    /// tap a shifted, scaled row added to the output (vectorises along x).
+    /// Convolution as loops over output rows, their group's input channels and the kernel taps, each tap a
+    /// shifted, scaled source row added to the output row (vectorises along x). One output row takes all its
+    /// taps while it sits in L1, then gets its bias and PReLU.
     private func direct(_ x: Tensor, _ out: Tensor) {
         let h = x.height, w = x.width, oh = out.height, ow = out.width
         let kh = kernel.h, kw = kernel.w
         let sy = stride.h, sx = stride.w
         let cinG = inChannels / groups, coutG = outChannels / groups
+        // Output columns whose input column lies inside the image, per horizontal tap.
+        let columns = (0..<kw).map { kx -> (offset: Int, lo: Int, hi: Int) in
+            let offX = kx * dilation.w - padding.w
+            return (offX, max(0, (-offX + sx - 1) / sx), min(ow, (w - offX + sx - 1) / sx))
+        }
         weight.withUnsafeBufferPointer { weights in
+        bias.withUnsafeBufferPointer { bias in
             ComputeThreads.forEach(outChannels, minimumPerThread: 2) { channelRange in
                 for o in channelRange {
                     let dst = out.channel(o)
-                    dst.update(repeating: 0, count: oh * ow)
-                    for i in 0..<cinG {
-                    let src = x.channel((o / coutG) * cinG + i)
-                    let c = o * cinG + i  // weight block of this (output, input) pair
-                    for ky in 0..<kh {
-                        let offY = ky * dilation.h - padding.h
-                        for kx in 0..<kw {
-                            let wv = weights[(c * kh + ky) * kw + kx]
-                            let offX = kx * dilation.w - padding.w
-                            // Output columns whose input column lies inside the image.
-                            let lo = max(0, (-offX + sx - 1) / sx)
-                            let hi = min(ow, (w - offX + sx - 1) / sx)
-                            guard hi > lo else { continue }
-                            for oy in 0..<oh {
-                                let iy = oy * sy + offY
+                    let slope = prelu?[o]
+                    for oy in 0..<oh {
+                        let dstRow = dst + oy * ow
+                        dstRow.update(repeating: 0, count: ow)
+                        for i in 0..<cinG {
+                            let src = x.channel((o / coutG) * cinG + i)
+                            let taps = weights.baseAddress! + (o * cinG + i) * kh * kw
+                            for ky in 0..<kh {
+                                let iy = oy * sy + ky * dilation.h - padding.h
                                 guard iy >= 0 && iy < h else { continue }
-                                let srcRow = src + iy * w + offX
-                                let dstRow = dst + oy * ow
-                                if sx == 1 {
-                                    for ox in lo..<hi { dstRow[ox] += wv * srcRow[ox] }
-                                } else {
-                                    for ox in lo..<hi { dstRow[ox] += wv * srcRow[ox * sx] }
+                                for kx in 0..<kw {
+                                    let (offX, lo, hi) = columns[kx]
+                                    guard hi > lo else { continue }
+                                    let wv = taps[ky * kw + kx]
+                                    let srcRow = src + iy * w + offX
+                                    if sx == 1 {
+                                        for ox in lo..<hi { dstRow[ox] += wv * srcRow[ox] }
+                                    } else {
+                                        for ox in lo..<hi { dstRow[ox] += wv * srcRow[ox * sx] }
+                                    }
                                 }
                             }
                         }
-                    }
+                        if let slope {
+                            biasPReLU(dstRow, ow, bias[o], slope)
+                        } else {
+                            let b = bias[o]
+                            for ox in 0..<ow { dstRow[ox] += b }
+                        }
                     }
                 }
             }
         }
-        epilogue(out)
+        }
     }
 
     /// Adds the bias and applies the PReLU, per output channel.
