@@ -73,7 +73,24 @@ final class FrameDecoder: @unchecked Sendable {
             callback: InterruptDeadline.callback,
             opaque: Unmanaged.passUnretained(interrupt).toOpaque())
         var inputFormat: UnsafePointer<AVInputFormat>?
-        if let name = options.format {
+        // Cameras: `v4l2:///dev/videoN` and `/dev/videoN` are read through libavdevice's v4l2 input.
+        var openTarget = target == "-" ? "pipe:0" : target
+        var formatName = options.format
+        if target.hasPrefix("v4l2://") {
+            openTarget = String(target.dropFirst("v4l2://".count))
+            formatName = formatName ?? "video4linux2"
+        } else if target.hasPrefix("/dev/video") {
+            formatName = formatName ?? "video4linux2"
+        }
+        if formatName == "video4linux2" || formatName == "v4l2" {
+            // FFmpeg's v4l2 input reports a missing device less plainly than this.
+            if !FileManager.default.fileExists(atPath: openTarget) {
+                avformat_free_context(context)
+                throw VideoIOError(.notFound, operation: "open camera", target: target,
+                                   message: "no such video device (is the camera connected? ls /dev/video*)")
+            }
+        }
+        if let name = formatName {
             inputFormat = av_find_input_format(name)
             if inputFormat == nil {
                 avformat_free_context(context)
@@ -84,7 +101,6 @@ final class FrameDecoder: @unchecked Sendable {
         defer { av_dict_free(&dictionary) }
         var formatContext: UnsafeMutablePointer<AVFormatContext>? = context
         interrupt.arm(options.openTimeout)
-        let openTarget = target == "-" ? "pipe:0" : target
         let opened = avformat_open_input(&formatContext, openTarget, inputFormat, &dictionary)
         if opened < 0 {
             // avformat_open_input frees the context on failure.

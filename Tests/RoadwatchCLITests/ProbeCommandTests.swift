@@ -72,7 +72,7 @@ struct ProbeCommandTests {
 }
 
 enum BadInput: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case missingFile, emptyFile, textFile, truncatedMP4, directory, unknownFlag, refusedURL, silentURL
+    case missingFile, emptyFile, textFile, truncatedMP4, directory, unknownFlag, refusedURL, silentURL, missingCamera, missingCameraURL
 
     var testDescription: String { rawValue }
 
@@ -105,6 +105,10 @@ enum BadInput: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .silentURL:
             let url = "tcp://127.0.0.1:\(silentPort)"
             return (["probe", url, "--timeout", "2"], url, "timed out")
+        case .missingCamera:  // no machine here has /dev/video97
+            return (["probe", "/dev/video97"], "/dev/video97", "no such video device")
+        case .missingCameraURL:
+            return (["run", "v4l2:///dev/video97", "-o", scratch.path("cam.mp4")], "v4l2:///dev/video97", "no such video device")
         }
     }
 }
