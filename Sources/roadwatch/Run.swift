@@ -115,6 +115,18 @@ struct FrameEvent: Encodable {
     }
 }
 
+/// The monitor for `model` at `size` with the method and overlay the options ask for.
+func makeMonitor(model: LoadedModel, size: FrameSize, modelOptions: ModelOptions, options: MonitorOptions) throws -> Monitor {
+    // The stages run in parallel: one compute thread each uses the cores better than two threads per stage
+    // (bench pipeline: 2.58 against 2.21 frames/s at 1024x512 on 2 cores).
+    if modelOptions.threads == nil { ComputeThreads.set(1) }
+    var settings = options.method.settings
+    settings.tau = options.method.tau
+    return try Monitor(model: model, configuration: Monitor.Configuration(
+        width: size.width, height: size.height, settings: settings, overlay: options.overlay,
+        minimumRegionArea: options.minRegionArea))
+}
+
 /// Runs the monitor from `input` to `output` with the sinks the options ask for; returns the exit status.
 func runMonitor(input: String, output: String, modelOptions: ModelOptions, options: MonitorOptions) async throws -> Int32 {
     if URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath()
@@ -123,61 +135,22 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     }
     if output != "-" { try checkWritable(output, what: "output") }
     if let events = options.eventsPath { try checkWritable(events, what: "events file") }
-    if let dir = options.maskDir {
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw RoadwatchError("cannot create mask folder '\(dir)': \(error.localizedDescription)")
-        }
-    }
+    if let dir = options.maskDir { try makeFolder(dir, what: "mask folder") }
     let source = try await VideoSource.open(input, options: InputOptions(onWarning: { Console.warning($0) }))
     let (model, size) = try await modelOptions.load()
-    // The stages run in parallel: one compute thread each uses the cores better than two threads per stage
-    // (bench pipeline: 2.58 against 2.21 frames/s at 1024x512 on 2 cores).
-    if modelOptions.threads == nil { ComputeThreads.set(1) }
-    var settings = options.method.settings
-    settings.tau = options.method.tau
-    let monitor = try Monitor(model: model, configuration: Monitor.Configuration(
-        width: size.width, height: size.height, settings: settings, overlay: options.overlay,
-        minimumRegionArea: options.minRegionArea))
-
-    let info = source.info
-    var writerSettings = H264Writer.Settings(
-        width: info.width, height: info.height, frameRate: info.frameRate ?? Rational(25, 1), timeBase: info.timeBase,
-        crf: options.crf, preset: options.preset, fragmented: options.fragmented || output == "-")
-    writerSettings.audio = source.audio
-    let events = try options.eventsPath.map { try EventLog(path: $0) }
-    let progress = Progress(total: info.frameCount, unit: "frames", quiet: options.quiet)
-    let trap = SignalTrap {
-        monitor.stop()
-        Task { await source.close() }
-    }
-    let maskDir = options.maskDir
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-
-    let summary = try await H264Writer.write(to: output, settings: writerSettings) { writer in
-        try await monitor.run(source) { work in
-            try await writer.append(work.annotated ?? work.frame.image, pts: work.frame.pts)
-            try await writer.appendAudio(work.frame.audio)
-            try events?.append(String(decoding: try encoder.encode(FrameEvent(work)), as: UTF8.self))
-            if let maskDir, let mask = work.mask {
-                let image = Raster<UInt8>(width: work.frame.image.width, height: work.frame.image.height, channels: 1,
-                                          samples: mask.map { $0 ? 255 : 0 })
-                try StillImage.writePNG(image, to: URL(fileURLWithPath: maskDir).appendingPathComponent(String(format: "%05d.png", work.frame.index)).path)
-            }
-            progress.advance()
-        }
-    }
-    try events?.close()
-    progress.finish()
+    let monitor = try makeMonitor(model: model, size: size, modelOptions: modelOptions, options: options)
+    let control = RunControl(monitor: monitor)
+    let trap = SignalTrap { control.stop() }
+    let outcome = try await MonitorJob(monitor: monitor, options: options)
+        .process(source, to: JobOutputs(video: output, events: options.eventsPath, masks: options.maskDir), control: control)
+    let summary = outcome.summary
     let names = StageTimings.names
     let stages = zip(names, summary.stageSeconds).map { "\($0) \(String(format: "%.1f", $1 * 1000)) ms" }.joined(separator: ", ")
     print("wrote \(output): \(summary.frames) frames in \(String(format: "%.1f", summary.seconds)) s (\(String(format: "%.2f", summary.framesPerSecond)) fps), \(summary.anomalyFrames) with anomalies")
     print("per frame: \(stages)")
     print("K-Means: first frame \(summary.firstIterations) iterations, warm-started frames \(String(format: "%.2f", summary.meanWarmIterations)) on average, \(summary.reseeds) re-seeded")
     if let path = options.eventsPath { print("events: \(path)") }
-    if let maskDir { print("masks: \(maskDir)") }
+    if let maskDir = options.maskDir { print("masks: \(maskDir)") }
     return trap.exitStatus ?? 0
 }
 

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A throw-away one-machine Slurm cluster (slurmctld + slurmd + munge) for trying the job array locally and
+# for the tests. Needs root and Debian's slurm-wlm and munge packages.
+#
+#   deploy/slurm/single-node.sh start STATE_DIR   # prints "export SLURM_CONF=STATE_DIR/slurm.conf"
+#   deploy/slurm/single-node.sh stop STATE_DIR
+#
+# Everything it writes lives in STATE_DIR except the munge key (/etc/munge/munge.key, created only when
+# missing). Clients find the cluster through SLURM_CONF.
+set -euo pipefail
+
+command=${1:?usage: single-node.sh start|stop STATE_DIR}
+state=$(realpath -m "${2:?usage: single-node.sh start|stop STATE_DIR}")
+
+stop() {
+    for name in slurmd slurmctld munged; do
+        if [[ -f "$state/$name.pid" ]]; then
+            pid=$(cat "$state/$name.pid")
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+            rm -f "$state/$name.pid"
+        fi
+    done
+}
+
+start() {
+    for tool in munged slurmctld slurmd sinfo; do
+        command -v "$tool" >/dev/null || { echo "single-node.sh: $tool is not installed (apt-get install slurm-wlm munge)" >&2; exit 1; }
+    done
+    [[ $(id -u) == 0 ]] || { echo "single-node.sh: must run as root" >&2; exit 1; }
+    mkdir -p "$state"/{spool,ctld,log,munge}
+    chown munge:munge "$state/munge"
+
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        mkdir -p /etc/munge
+        head -c 1024 /dev/urandom > /etc/munge/munge.key
+        chown munge:munge /etc/munge/munge.key
+        chmod 400 /etc/munge/munge.key
+    fi
+    local socket="$state/munge/munge.socket"
+    runuser -u munge -- munged --force --socket="$socket" --pid-file="$state/munge/munged.pid" \
+        --log-file="$state/munge/munged.log" --seed-file="$state/munge/munge.seed"
+    cp "$state/munge/munged.pid" "$state/munged.pid"
+
+    local host cpus
+    host=$(hostname -s)
+    cpus=$(nproc)
+    cat > "$state/slurm.conf" <<CONF
+ClusterName=roadwatch-local
+SlurmctldHost=$host
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$socket
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+SlurmctldPort=${ROADWATCH_SLURMCTLD_PORT:-16817}
+SlurmdPort=${ROADWATCH_SLURMD_PORT:-16818}
+StateSaveLocation=$state/ctld
+SlurmdSpoolDir=$state/spool
+SlurmctldPidFile=$state/slurmctld.pid
+SlurmdPidFile=$state/slurmd.pid
+SlurmctldLogFile=$state/log/slurmctld.log
+SlurmdLogFile=$state/log/slurmd.log
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+NodeName=$host CPUs=$cpus RealMemory=1024 State=UNKNOWN
+PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+    echo "ConstrainCores=no" > "$state/cgroup.conf"
+    export SLURM_CONF="$state/slurm.conf"
+    slurmctld -f "$SLURM_CONF"
+    slurmd -f "$SLURM_CONF"
+    for _ in $(seq 100); do
+        if sinfo -h -o %t 2>/dev/null | grep -q idle; then
+            echo "export SLURM_CONF=$SLURM_CONF"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "single-node.sh: the node did not become idle within 20 s; logs in $state/log:" >&2
+    tail -n 5 "$state"/log/*.log >&2 || true
+    stop
+    exit 1
+}
+
+case "$command" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: single-node.sh start|stop STATE_DIR" >&2; exit 64 ;;
+esac
