@@ -13,18 +13,23 @@ command=${1:?usage: single-node.sh start|stop STATE_DIR}
 state=$(realpath -m "${2:?usage: single-node.sh start|stop STATE_DIR}")
 
 stop() {
-    for name in slurmd slurmctld munged; do
-        if [[ -f "$state/$name.pid" ]]; then
-            pid=$(cat "$state/$name.pid")
+    for file in slurmd.pid slurmctld.pid munge/munged.pid; do
+        if [[ -f "$state/$file" ]]; then
+            pid=$(cat "$state/$file")
             kill "$pid" 2>/dev/null || true
             for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             kill -9 "$pid" 2>/dev/null || true
-            rm -f "$state/$name.pid"
+            rm -f "$state/$file"
         fi
     done
 }
 
 start() {
+    # Daemons must not inherit descriptors of whoever started this script (a caller waiting for its
+    # pipes or sockets to close would wait for the daemons).
+    for fd in $(ls /proc/$$/fd); do
+        if (( fd > 2 )); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
     for tool in munged slurmctld slurmd sinfo; do
         command -v "$tool" >/dev/null || { echo "single-node.sh: $tool is not installed (apt-get install slurm-wlm munge)" >&2; exit 1; }
     done
@@ -40,8 +45,8 @@ start() {
     fi
     local socket="$state/munge/munge.socket"
     runuser -u munge -- munged --force --socket="$socket" --pid-file="$state/munge/munged.pid" \
-        --log-file="$state/munge/munged.log" --seed-file="$state/munge/munge.seed"
-    cp "$state/munge/munged.pid" "$state/munged.pid"
+        --log-file="$state/munge/munged.log" --seed-file="$state/munge/munge.seed" \
+        </dev/null >/dev/null 2>&1
 
     local host cpus
     host=$(hostname -s)
@@ -74,8 +79,9 @@ PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
     echo "ConstrainCores=no" > "$state/cgroup.conf"
     export SLURM_CONF="$state/slurm.conf"
-    slurmctld -f "$SLURM_CONF"
-    slurmd -f "$SLURM_CONF"
+    # The daemons must not hold this script's output open: whoever reads it would wait for them.
+    slurmctld -f "$SLURM_CONF" </dev/null >/dev/null 2>&1
+    slurmd -f "$SLURM_CONF" </dev/null >/dev/null 2>&1
     for _ in $(seq 100); do
         if sinfo -h -o %t 2>/dev/null | grep -q idle; then
             echo "export SLURM_CONF=$SLURM_CONF"
