@@ -19,6 +19,7 @@ public struct StageTimings: Sendable {
 /// not need; the value moves from stage to stage, owned by one stage at a time.
 public struct FrameWork: @unchecked Sendable {
     public var frame: VideoFrame
+    /// When the frame was decoded; latency is counted from here.
     public var arrival: ContinuousClock.Instant
     var encoded: BackboneOutput?
     var cellConfidence: [Float] = []
@@ -37,12 +38,13 @@ public struct FrameWork: @unchecked Sendable {
 
     init(frame: VideoFrame) {
         self.frame = frame
-        arrival = .now
+        arrival = frame.decodedAt
     }
 }
 
 extension ContinuousClock.Instant {
-    var secondsSince: Double {
+    /// Seconds from this instant to now.
+    public var secondsSince: Double {
         let d = ContinuousClock.now - self
         return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }

@@ -78,6 +78,8 @@ public actor ClusteringStage {
     public func process(_ work: consuming FrameWork) -> FrameWork {
         var work = work
         guard let features = work.encoded?.features else { return work }
+        // After a break in the source the scene may be another: start from k-means++ again.
+        if work.frame.gapBefore != nil { clusterer.reset() }
         let (clusterings, seconds) = timed { clusterer.cluster(features, warm: true) }
         work.clusterings = clusterings
         work.encoded = nil
@@ -101,6 +103,7 @@ public actor ThresholdingStage {
     public func process(_ work: consuming FrameWork) -> FrameWork {
         var work = work
         guard !work.clusterings.isEmpty else { return work }
+        if work.frame.gapBefore != nil { threshold.reset() }
         let size = work.frame.image
         let (decision, seconds) = timed {
             threshold.decide(work.clusterings, cellConfidence: work.cellConfidence, gridWidth: work.gridSize.width,
@@ -169,6 +172,8 @@ public actor AnnotateStage {
                 String(format: "%.1f FPS  KMEANS %d IT %@", rate, kmeans?.iterations ?? 0,
                        kmeans.map { $0.reseeded ? "RESEED" : ($0.warm ? "WARM" : "COLD") } ?? ""),
                 String(format: "ANOMALY %.1f%%  REGIONS %d", 100 * fraction, work.regions.count),
+                String(format: "LATENCY %d MS  DROPPED %d", Int((work.arrival.secondsSince * 1000).rounded()),
+                       work.frame.droppedBefore),
             ]
             return AnomalyOverlay.draw(annotation, on: image)
         }

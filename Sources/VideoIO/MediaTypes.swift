@@ -79,6 +79,12 @@ public struct VideoFrame: Sendable {
     /// Coded audio packets the demuxer met since the previous video frame (in the audio stream's time base),
     /// for copying the soundtrack into an output unchanged.
     public var audio: [AudioPacket] = []
+    /// When the decoder handed the frame over: the start of its capture-to-output latency.
+    public var decodedAt: ContinuousClock.Instant
+    /// Set on the first frame after a break in the source (a reconnect): the seconds without frames.
+    public var gapBefore: Double?
+    /// Frames a live reader skipped so far, up to this one, to keep up with the source.
+    public var droppedBefore = 0
 
     /// Presentation time in seconds from the stream's start.
     public var time: Double { Double(pts) * timeBase.value }
@@ -89,6 +95,7 @@ public struct VideoFrame: Sendable {
         self.timeBase = timeBase
         self.sourceSize = sourceSize
         self.image = image
+        decodedAt = .now
     }
 }
 

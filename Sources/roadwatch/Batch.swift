@@ -165,8 +165,10 @@ struct Batch: AsyncParsableCommand {
         let identity = fileIdentity(item.input)
         let outcome: MonitorJob.Outcome
         do {
-            let source = try await VideoSource.open(item.input, options: InputOptions(onWarning: { Console.warning("\(item.input): \($0)") }))
-            outcome = try await job.process(source, to: JobOutputs(video: partialVideo, events: partialEvents), control: control)
+            let feed = try await FrameFeed.open(item.input, options: InputOptions(onWarning: { Console.warning("\(item.input): \($0)") }),
+                                                policy: FrameFeed.Policy(reconnectMax: 0))
+            outcome = try await job.process(feed, live: false, to: JobOutputs(video: partialVideo, events: partialEvents),
+                                            control: control)
         } catch {
             for partial in [partialVideo, partialEvents] { try? fm.removeItem(atPath: partial) }
             throw error

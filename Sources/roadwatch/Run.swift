@@ -90,8 +90,13 @@ struct FrameEvent: Encodable {
     var regions: [Region]
     /// The first clustering's clusters: smoothed confidence, decision, size in grid cells.
     var clusters: [Cluster]
+    /// Decoded to written, so far (the sink fills it in).
+    var latency_ms: Double?
+    /// Frames a live reader skipped up to this one.
+    var dropped: Int
 
     init(_ work: FrameWork) {
+        dropped = work.frame.droppedBefore
         frame = work.frame.index
         t = (work.frame.time * 1e6).rounded() / 1e6
         let mask = work.mask ?? []
@@ -128,29 +133,46 @@ func makeMonitor(model: LoadedModel, size: FrameSize, modelOptions: ModelOptions
 }
 
 /// Runs the monitor from `input` to `output` with the sinks the options ask for; returns the exit status.
-func runMonitor(input: String, output: String, modelOptions: ModelOptions, options: MonitorOptions) async throws -> Int32 {
+func runMonitor(input: String, output: String, modelOptions: ModelOptions, options: MonitorOptions,
+                source sourceOptions: SourceOptions) async throws -> Int32 {
     if URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath()
         == URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath() {
         throw RoadwatchError("output '\(output)' is the input: choose another file")
     }
-    if output != "-" { try checkWritable(output, what: "output") }
+    if output != "-" {
+        if sourceOptions.segmentTime != nil {
+            try checkWritable(VideoOutput.segmentName(output, index: 0), what: "output")
+        } else {
+            try checkWritable(output, what: "output")
+        }
+    }
     if let events = options.eventsPath { try checkWritable(events, what: "events file") }
+    if let summary = sourceOptions.summaryJson { try checkWritable(summary, what: "summary file") }
     if let dir = options.maskDir { try makeFolder(dir, what: "mask folder") }
-    let source = try await VideoSource.open(input, options: InputOptions(onWarning: { Console.warning($0) }))
+    let live = sourceOptions.isLive(input)
+    let feed = try await FrameFeed.open(input, options: sourceOptions.inputOptions(for: input),
+                                        policy: sourceOptions.policy(for: input), onEvent: SourceOptions.report)
     let (model, size) = try await modelOptions.load()
     let monitor = try makeMonitor(model: model, size: size, modelOptions: modelOptions, options: options)
     let control = RunControl(monitor: monitor)
     let trap = SignalTrap { control.stop() }
-    let outcome = try await MonitorJob(monitor: monitor, options: options)
-        .process(source, to: JobOutputs(video: output, events: options.eventsPath, masks: options.maskDir), control: control)
+    if live { Console.info("live: reading the newest frame; frames the pipeline cannot keep up with are dropped") }
+    let outcome = try await MonitorJob(monitor: monitor, options: options).process(
+        feed, live: live, to: JobOutputs(video: output, events: options.eventsPath, masks: options.maskDir,
+                                         segmentSeconds: sourceOptions.segmentTime), control: control)
     let summary = outcome.summary
+    let report = RunSummary(input: input, outcome: outcome, interrupted: trap.signal != nil)
+    if let path = sourceOptions.summaryJson { try writeCodable(report, to: path) }
     let names = StageTimings.names
     let stages = zip(names, summary.stageSeconds).map { "\($0) \(String(format: "%.1f", $1 * 1000)) ms" }.joined(separator: ", ")
-    print("wrote \(output): \(summary.frames) frames in \(String(format: "%.1f", summary.seconds)) s (\(String(format: "%.2f", summary.framesPerSecond)) fps), \(summary.anomalyFrames) with anomalies")
+    let written = outcome.files.count > 1 ? "\(outcome.files.count) files \(outcome.files[0]) ... \(outcome.files.last!)" : output
+    print("wrote \(written): \(summary.frames) frames in \(String(format: "%.1f", summary.seconds)) s (\(String(format: "%.2f", summary.framesPerSecond)) fps), \(summary.anomalyFrames) with anomalies")
     print("per frame: \(stages)")
+    print("latency (decoded to written): p50 \(report.latency_ms.p50) ms, p99 \(report.latency_ms.p99) ms; \(report.frames_in) frames in, \(report.frames_dropped) dropped, \(report.reconnects) reconnects")
     print("K-Means: first frame \(summary.firstIterations) iterations, warm-started frames \(String(format: "%.2f", summary.meanWarmIterations)) on average, \(summary.reseeds) re-seeded")
     if let path = options.eventsPath { print("events: \(path)") }
     if let maskDir = options.maskDir { print("masks: \(maskDir)") }
+    if let path = sourceOptions.summaryJson { print("summary: \(path)") }
     return trap.exitStatus ?? 0
 }
 
@@ -197,9 +219,11 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var options: MonitorOptions
+    @OptionGroup(title: "Sources, live streams and long runs") var source: SourceOptions
 
     func run() async throws {
-        let status = try await runMonitor(input: input, output: output, modelOptions: modelOptions, options: options)
+        let status = try await runMonitor(input: input, output: output, modelOptions: modelOptions, options: options,
+                                          source: source)
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -233,7 +257,8 @@ struct Demo: AsyncParsableCommand {
         var options = try MonitorOptions.parse([])
         options.eventsPath = "roadwatch-demo.events.jsonl"
         options.quiet = quiet
-        let status = try await runMonitor(input: try Self.sample(), output: "roadwatch-demo.mp4", modelOptions: modelOptions, options: options)
+        let status = try await runMonitor(input: try Self.sample(), output: "roadwatch-demo.mp4", modelOptions: modelOptions,
+                                          options: options, source: try SourceOptions.parse([]))
         let here = FileManager.default.currentDirectoryPath
         print("demo: open \(here)/roadwatch-demo.mp4 (events in \(here)/roadwatch-demo.events.jsonl)")
         if status != 0 { throw ExitCode(status) }
