@@ -103,8 +103,8 @@ public struct Conv2D: Sendable {
                 } else {
                     b = UnsafePointer(x.channel(g * cinG))
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(coutG), Int32(n), Int32(k),
-                            1, w.baseAddress! + g * coutG * k, Int32(k), b, Int32(n), 0, out.channel(g * coutG), Int32(n))
+                Gemm.multiply(m: coutG, n: n, k: k, a: w.baseAddress! + g * coutG * k, lda: k, b: b, ldb: n,
+                              c: out.channel(g * coutG), ldc: n)
             }
         }
         epilogue(out)

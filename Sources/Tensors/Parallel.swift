@@ -10,11 +10,12 @@ public enum ComputeThreads {
     /// Threads in use; defaults to the machine's cores.
     public static var count: Int { current.load(ordering: .relaxed) }
 
-    /// Sets the thread count for GEMM and for the element-wise loops.
+    /// Sets the thread count for GEMM (`Gemm` splits the work itself; OpenBLAS stays on one thread) and
+    /// for the element-wise loops.
     public static func set(_ threads: Int) {
         let n = max(1, threads)
         current.store(n, ordering: .relaxed)
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(1)
     }
 
     /// Runs `body` over `0..<n` split into contiguous chunks, one per thread.

@@ -44,8 +44,8 @@ public struct TransposedConv2x2: Sendable {
         let products = arena.tensor("convT", [outChannels * 4 * n])
         // (out*4 x in) = weightᵀ, times (in x pixels).
         weight.withUnsafeBufferPointer { wp in
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outChannels * 4), Int32(n), Int32(inChannels),
-                        1, wp.baseAddress, Int32(outChannels * 4), x.data, Int32(n), 0, products.data, Int32(n))
+            Gemm.multiply(transposeA: true, m: outChannels * 4, n: n, k: inChannels, a: wp.baseAddress!,
+                          lda: outChannels * 4, b: x.data, ldb: n, c: products.data, ldc: n)
         }
         ComputeThreads.forEach(outChannels, minimumPerThread: 2) { range in
             for o in range {

@@ -1,3 +1,4 @@
+import Anomaly
 import ArgumentParser
 import Foundation
 import Models
@@ -9,7 +10,8 @@ import VideoIO
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure throughput on this machine.",
-        subcommands: [ModelBench.self, PipelineBench.self, VideoBench.self]
+        subcommands: [SuiteBench.self, ModelBench.self, PipelineBench.self, VideoBench.self],
+        defaultSubcommand: SuiteBench.self
     )
 }
 
@@ -237,4 +239,133 @@ struct FrameList: AsyncSequence, Sendable {
         }
     }
     func makeAsyncIterator() -> Iterator { Iterator(frames: frames) }
+}
+
+/// `roadwatch bench` (`bench all`): the figures the speed work is judged by, in one run, as a table and JSON.
+struct SuiteBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all",
+        abstract: "Forward pass at both sizes and thread counts against sgemm, pipeline vs sequential, warm vs cold K-Means, peak RSS.",
+        discussion: """
+            JSON keys: forward.<WxH>.<threads>.{ms, gflops}, sgemm_gflops.<threads>, pipeline.{fps, sequential_fps, \
+            forward_fps, ratio}, kmeans.{warm_iterations, cold_iterations, iteration_ratio, inertia_ratio}, peak_rss_mb. \
+            Takes a few minutes on 2 cores; run it with nothing else busy.
+            """
+    )
+
+    @Option(help: "Write the results as JSON to this file ('-' for stdout).")
+    var json: String?
+
+    @Option(help: "Timed forward passes per setting (median).")
+    var runs = 5
+
+    @Option(help: "Frames for the pipeline and K-Means figures.")
+    var frames = 30
+
+    @Option(help: "Clip for the pipeline and K-Means figures (default: the bundled sample).")
+    var clip: String?
+
+    @Option(help: "Network size of the pipeline and K-Means figures.")
+    var pipelineSize = "1024x512"
+
+    func validate() throws {
+        guard runs > 0, frames > 1 else { throw ValidationError("--runs must be positive and --frames at least 2") }
+        guard FrameSize(parsing: pipelineSize) != nil else { throw ValidationError("--pipeline-size must be WxH") }
+    }
+
+    func run() async throws {
+        if let json, json != "-" { try checkWritable(json, what: "JSON file") }
+        let model = try await ModelLoader.load(ModelRegistry.defaultName, progress: { Console.info($0) })
+        var result: [String: Any] = [:]
+        let clock = ContinuousClock()
+
+        // Forward pass of the default model, and the same threads' sgemm.
+        var forward: [String: Any] = [:], sgemm: [String: Any] = [:]
+        for sizeText in ["512x256", "1024x512"] {
+            let size = FrameSize(parsing: sizeText)!
+            let input = Tensor(shape: [3, size.height, size.width])
+            for i in 0..<input.count { input.data[i] = Float((i * 7919) % 255) / 255 - 0.5 }
+            var perThreads: [String: Any] = [:]
+            for threads in [1, 2] {
+                ComputeThreads.set(threads)
+                OperationCounter.reset()
+                _ = model.network.forward(input)
+                let macs = OperationCounter.macs
+                var times: [Double] = []
+                for _ in 0..<runs { times.append(clock.measure { _ = model.network.forward(input) }.seconds) }
+                let median = times.sorted()[times.count / 2]
+                let gflops = 2 * Double(macs) / median / 1e9
+                perThreads["\(threads)"] = ["ms": (median * 1000).rounded2, "gflops": gflops.rounded2]
+                print("forward \(sizeText) \(threads) thread(s): \(String(format: "%.1f", median * 1000)) ms, \(String(format: "%.1f", gflops)) GFLOP/s")
+            }
+            forward[sizeText] = perThreads
+        }
+        for threads in [1, 2] {
+            ComputeThreads.set(threads)
+            let g = GemmProbe.sgemmGFLOPS()
+            sgemm["\(threads)"] = g.rounded2
+            print("sgemm 1024^3 \(threads) thread(s): \(String(format: "%.1f", g)) GFLOP/s")
+        }
+        result["forward"] = forward
+        result["sgemm_gflops"] = sgemm
+
+        // Pipeline against the same work one frame at a time, on decoded frames held in memory.
+        let size = FrameSize(parsing: pipelineSize)!
+        let source = try await VideoSource.open(try clip ?? Demo.sample())
+        var decoded: [VideoFrame] = []
+        for try await frame in source {
+            decoded.append(frame)
+            if decoded.count == frames { break }
+        }
+        await source.close()
+        ComputeThreads.set(1)  // what the monitor uses: one thread per stage
+        let configuration = Monitor.Configuration(width: size.width, height: size.height)
+        let held = FrameList(decoded)
+        let sequential = try await Monitor(model: model, configuration: configuration).runSequentially(held) { _ in }
+        let pipelined = try await Monitor(model: model, configuration: configuration).run(held) { _ in }
+        let forwardMS = (((forward[pipelineSize] as? [String: Any])?["2"] as? [String: Any])?["ms"] as? Double)
+        let forwardFPS = forwardMS.map { 1000 / $0 }
+        var pipeline: [String: Any] = ["fps": pipelined.framesPerSecond.rounded2, "sequential_fps": sequential.framesPerSecond.rounded2]
+        if let forwardFPS {
+            pipeline["forward_fps"] = forwardFPS.rounded2
+            pipeline["ratio"] = (pipelined.framesPerSecond / forwardFPS).rounded2
+        }
+        result["pipeline"] = pipeline
+        print("pipeline \(pipelineSize): \(String(format: "%.2f", pipelined.framesPerSecond)) fps overlapped, \(String(format: "%.2f", sequential.framesPerSecond)) sequential" + (forwardFPS.map { String(format: ", forward alone (2 threads) %.2f fps", $0) } ?? ""))
+
+        // K-Means on the same frames' features: warm-started from the previous frame against k-means++.
+        let preprocessor = Preprocessor(normalization: model.descriptor.normalization)
+        let kmeans = KMeans(clusters: MethodSettings.default.clusterCounts.first ?? 4)
+        let warm = WarmStartKMeans(kmeans: kmeans)
+        var warmIterations = 0, coldIterations = 0, warmInertia = 0.0, coldInertia = 0.0, counted = 0
+        for (i, frame) in decoded.enumerated() {
+            let image = frame.image
+            let input = preprocessor.tensor(rgb: image.samples, sourceWidth: image.width, sourceHeight: image.height,
+                                            width: size.width, height: size.height)
+            let points = FeatureVectors.normalized(model.network.backbone(input, capture: nil).features)
+            let w = warm.cluster(points)
+            let c = kmeans.run(points)
+            guard i > 0 else { continue }  // the first frame has nothing to start from
+            warmIterations += w.iterations
+            coldIterations += c.iterations
+            warmInertia += w.inertia
+            coldInertia += c.inertia
+            counted += 1
+        }
+        let kmeansResult: [String: Any] = [
+            "warm_iterations": (Double(warmIterations) / Double(counted)).rounded2,
+            "cold_iterations": (Double(coldIterations) / Double(counted)).rounded2,
+            "iteration_ratio": (Double(warmIterations) / Double(max(coldIterations, 1))).rounded2,
+            "inertia_ratio": ((warmInertia / coldInertia) * 10000).rounded() / 10000,
+        ]
+        result["kmeans"] = kmeansResult
+        print("K-Means K=\(kmeans.clusters) over \(counted) frames: warm \(kmeansResult["warm_iterations"]!) iterations, cold \(kmeansResult["cold_iterations"]!), inertia warm/cold \(kmeansResult["inertia_ratio"]!)")
+
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peak = Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+        result["peak_rss_mb"] = peak.rounded2
+        print("peak RSS \(String(format: "%.1f", peak)) MB")
+        if let json { try writeJSON(result, to: json) }
+    }
 }

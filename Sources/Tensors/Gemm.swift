@@ -1,0 +1,41 @@
+import COpenBLAS
+
+/// Row-major single-precision GEMM, `C = A·B` (A optionally transposed), spread over `ComputeThreads` by
+/// giving each thread its own block of C's columns (or rows, when C is narrow) and a single-threaded
+/// `cblas_sgemm`. OpenBLAS's own threads are not used: between calls they spin, and on two cores that
+/// spinning takes the time the element-wise loops between the GEMMs need.
+public enum Gemm {
+    /// OpenBLAS keeps to one thread from the first multiply on, whether or not `ComputeThreads.set` ran.
+    static let openBLASSingleThreaded: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
+    public static func multiply(transposeA: Bool = false, m: Int, n: Int, k: Int,
+                                a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                c: UnsafeMutablePointer<Float>, ldc: Int) {
+        _ = openBLASSingleThreaded
+        let threads = ComputeThreads.count
+        let transA = transposeA ? CblasTrans : CblasNoTrans
+        func run(_ rows: Range<Int>, _ columns: Range<Int>) {
+            guard !rows.isEmpty, !columns.isEmpty else { return }
+            // Row offset into A: a row of A, or a column of Aᵀ's storage.
+            let aStart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+            cblas_sgemm(CblasRowMajor, transA, CblasNoTrans, Int32(rows.count), Int32(columns.count), Int32(k),
+                        1, aStart, Int32(lda), b + columns.lowerBound, Int32(ldb), 0,
+                        c + rows.lowerBound * ldc + columns.lowerBound, Int32(ldc))
+        }
+        let work = m * n * k
+        if threads <= 1 || work < 1 << 18 {
+            run(0..<m, 0..<n)
+        } else if n >= 128 * threads {
+            // Column blocks in multiples of 16 keep the kernels on full vectors.
+            let blocks = (n + 15) / 16
+            ComputeThreads.forEach(blocks) { range in
+                run(0..<m, range.lowerBound * 16..<min(n, range.upperBound * 16))
+            }
+        } else {
+            ComputeThreads.forEach(m, minimumPerThread: 8) { rows in run(rows, 0..<n) }
+        }
+    }
+}
