@@ -166,6 +166,11 @@ public struct Conv2D: Sendable {
                 for o in channelRange {
                     let dst = out.channel(o)
                     let slope = prelu?[o]
+                    if cinG == 1 && kh == 3 && kw == 3 && sy == sx && (sx == 1 || sx == 2) {
+                        depthwise3x3(x.channel(o / coutG), h: h, w: w, taps: weights.baseAddress! + o * 9, bias: bias[o],
+                                     slope: slope, into: dst, oh: oh, ow: ow, stride: sx)
+                        continue
+                    }
                     for oy in 0..<oh {
                         let dstRow = dst + oy * ow
                         dstRow.update(repeating: 0, count: ow)
@@ -198,6 +203,69 @@ public struct Conv2D: Sendable {
                 }
             }
         }
+        }
+    }
+
+    /// One output channel of a 3x3 convolution with stride 1 or 2 over one input channel (depthwise, any dilation):
+    /// all nine taps of eight output pixels summed in registers and stored once, bias and PReLU included.
+    /// Border pixels, where a tap falls outside the image, take the checked path.
+    private func depthwise3x3(_ src: UnsafePointer<Float>, h: Int, w: Int, taps: UnsafePointer<Float>, bias: Float,
+                              slope: Float?, into dst: UnsafeMutablePointer<Float>, oh: Int, ow: Int, stride: Int) {
+        let offX = (0..<3).map { $0 * dilation.w - padding.w }
+        // Interior: output columns whose three taps all fall inside the row.
+        let lo = max(0, (-offX[0] + stride - 1) / stride), hi = min(ow, (w - offX[2] + stride - 1) / stride)
+        let negativeSlope = slope ?? 1
+        @inline(__always) func finish(_ v: Float) -> Float { slope == nil || v > 0 ? v : v * negativeSlope }
+        let d0 = offX[0], d1 = offX[1], d2 = offX[2]
+        for oy in 0..<oh {
+            let dstRow = dst + oy * ow
+            // Rows above or below the image take weight 0 (and the image's first row as a stand-in).
+            let y0 = oy * stride - padding.h, y1 = y0 + dilation.h, y2 = y1 + dilation.h
+            let v0 = y0 >= 0 && y0 < h, v1 = y1 >= 0 && y1 < h, v2 = y2 >= 0 && y2 < h
+            let a = v0 ? src + y0 * w : src, b = v1 ? src + y1 * w : src, c = v2 ? src + y2 * w : src
+            let k0 = v0 ? taps[0] : 0, k1 = v0 ? taps[1] : 0, k2 = v0 ? taps[2] : 0
+            let k3 = v1 ? taps[3] : 0, k4 = v1 ? taps[4] : 0, k5 = v1 ? taps[5] : 0
+            let k6 = v2 ? taps[6] : 0, k7 = v2 ? taps[7] : 0, k8 = v2 ? taps[8] : 0
+            // Border columns: each tap checked.
+            @inline(__always) func tap(_ row: UnsafePointer<Float>, _ ix: Int, _ weight: Float) -> Float {
+                ix >= 0 && ix < w ? weight * row[ix] : 0
+            }
+            func checked(_ column: Int) -> Float {
+                let ox = column * stride
+                var acc = bias
+                acc += tap(a, ox + d0, k0) + tap(a, ox + d1, k1) + tap(a, ox + d2, k2)
+                acc += tap(b, ox + d0, k3) + tap(b, ox + d1, k4) + tap(b, ox + d2, k5)
+                acc += tap(c, ox + d0, k6) + tap(c, ox + d1, k7) + tap(c, ox + d2, k8)
+                return finish(acc)
+            }
+            guard hi > lo else {
+                for ox in 0..<ow { dstRow[ox] = checked(ox) }
+                continue
+            }
+            for ox in 0..<lo { dstRow[ox] = checked(ox) }
+            for ox in hi..<ow { dstRow[ox] = checked(ox) }
+            var ox = lo
+            @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+                stride == 1 ? UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+                    : UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+            }
+            let biasV = SIMD8<Float>(repeating: bias), slopeV = SIMD8<Float>(repeating: negativeSlope)
+            // With stride 2 a vector reads one value past its last tap: keep that read inside the row.
+            let vectorEnd = stride == 1 ? hi : hi - 1
+            while ox + 8 <= vectorEnd {
+                let i = ox * stride
+                var acc = biasV
+                acc += k0 * load(a + i + d0) + k1 * load(a + i + d1) + k2 * load(a + i + d2)
+                acc += k3 * load(b + i + d0) + k4 * load(b + i + d1) + k5 * load(b + i + d2)
+                acc += k6 * load(c + i + d0) + k7 * load(c + i + d1) + k8 * load(c + i + d2)
+                if slope != nil { acc.replace(with: acc * slopeV, where: acc .< 0) }
+                UnsafeMutableRawPointer(dstRow + ox).storeBytes(of: acc, as: SIMD8<Float>.self)
+                ox += 8
+            }
+            while ox < hi {
+                dstRow[ox] = checked(ox)
+                ox += 1
+            }
         }
     }
 
