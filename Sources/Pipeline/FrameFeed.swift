@@ -184,7 +184,9 @@ public final class FrameFeed: AsyncSequence, Sendable {
                 let delay = FrameFeed.backoff(attempt, feed.policy)
                 attempt += 1
                 feed.onEvent(.lost(reason: why, attempt: attempt, delay: delay))
-                try await Task.sleep(for: .seconds(delay))
+                // Wait in short steps so a stop (Ctrl-C) during a long backoff ends the run at once.
+                let until = ContinuousClock.now + .seconds(delay)
+                while ContinuousClock.now < until && !feed.isStopped { try await Task.sleep(for: .milliseconds(50)) }
                 if feed.isStopped { return false }
                 do {
                     let source = try await VideoSource.open(feed.url, options: feed.options)

@@ -35,6 +35,8 @@ struct Roadwatch: AsyncParsableCommand {
     }
 
     static func exitCleanly(with error: any Error) -> Never {
+        // A bare exit status (130 after Ctrl-C, 1 after a batch with failures) was explained already.
+        if let status = error as? ExitCode { Foundation.exit(status.rawValue) }
         let code = exitCode(for: error)
         if code == .success || error is CleanExit {
             exit(withError: error)  // --help and --version print and exit 0

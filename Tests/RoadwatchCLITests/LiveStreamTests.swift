@@ -112,6 +112,38 @@ struct LiveStreamTests {
         #expect(video.stdout.contains(#""width":320"#))
     }
 
+    @Test("Ctrl-C while waiting to reconnect: exit 130 at once, no error line, the summary says interrupted")
+    func interruptDuringBackoff() throws {
+        let scratch = try ScratchDirectory("backoff")
+        let sender = try StreamSender(clip: StreamSender.smallClip(from: "data/videos/solidWhiteRight.mp4", in: scratch),
+                                      transport: .tcp, rate: 1)
+        try sender.start()
+        let summaryPath = scratch.path("summary.json"), output = scratch.path("out.mp4")
+        let process = Process()
+        process.executableURL = RoadwatchBinary.url
+        process.arguments = ["run", sender.url, "-o", output, "--size", "256x128", "--summary-json", summaryPath, "--quiet"]
+        process.standardOutput = FileHandle.nullDevice
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        Thread.sleep(forTimeInterval: 3)
+        sender.stop()
+        // Backoff goes 0.5, 1, 2, 4 s: after 5 s the run is inside a 4 s wait.
+        Thread.sleep(forTimeInterval: 5)
+        let interrupted = Date()
+        process.interrupt()
+        let ended = waitUntil(timeout: 10) { !process.isRunning }
+        if !ended { process.terminate() }
+        process.waitUntilExit()
+        let seconds = Date().timeIntervalSince(interrupted)
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 130)
+        #expect(seconds < 2, "took \(seconds) s to stop")
+        #expect(!log.contains("error"), "\(log)")
+        #expect(try Self.summary(summaryPath)["interrupted"] as? Bool == true)
+        #expect(try Self.frames(output) > 0)
+    }
+
     @Test("a camera that does not exist (/dev/video9): one line, non-zero, within 5 s")
     func missingCamera() throws {
         let scratch = try ScratchDirectory("nocam")
