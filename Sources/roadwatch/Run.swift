@@ -150,9 +150,16 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     if let summary = sourceOptions.summaryJson { try checkWritable(summary, what: "summary file") }
     if let dir = options.maskDir { try makeFolder(dir, what: "mask folder") }
     let live = sourceOptions.isLive(input)
-    let feed = try await FrameFeed.open(input, options: sourceOptions.inputOptions(for: input),
-                                        policy: sourceOptions.policy(for: input), onEvent: SourceOptions.report)
+    func openFeed() async throws -> FrameFeed {
+        try await FrameFeed.open(input, options: sourceOptions.inputOptions(for: input),
+                                 policy: sourceOptions.policy(for: input), onEvent: SourceOptions.report)
+    }
+    // A file is opened first, so a bad one fails before the model loads. A live source is opened last:
+    // whatever it sends while the model loads would only be a backlog of stale frames to drop.
+    let early = live ? nil : try await openFeed()
     let (model, size) = try await modelOptions.load()
+    let feed: FrameFeed
+    if let early { feed = early } else { feed = try await openFeed() }
     let monitor = try makeMonitor(model: model, size: size, modelOptions: modelOptions, options: options)
     let control = RunControl(monitor: monitor)
     let trap = SignalTrap { control.stop() }

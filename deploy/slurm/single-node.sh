@@ -48,9 +48,10 @@ start() {
         --log-file="$state/munge/munged.log" --seed-file="$state/munge/munge.seed" \
         </dev/null >/dev/null 2>&1
 
-    local host cpus
+    local host cpus memory
     host=$(hostname -s)
     cpus=$(nproc)
+    memory=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)  # MB Slurm may hand out
     cat > "$state/slurm.conf" <<CONF
 ClusterName=roadwatch-local
 SlurmctldHost=$host
@@ -74,7 +75,7 @@ SlurmctldLogFile=$state/log/slurmctld.log
 SlurmdLogFile=$state/log/slurmd.log
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
-NodeName=$host CPUs=$cpus RealMemory=1024 State=UNKNOWN
+NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
     echo "ConstrainCores=no" > "$state/cgroup.conf"
