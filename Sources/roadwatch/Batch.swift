@@ -17,6 +17,8 @@ struct BatchSettings: Codable, Equatable {
     var preset: String
     var minRegionArea: Int
     var fragmented: Bool
+    var maxFrames: Int?
+    var duration: Double?
 }
 
 /// Written last, atomically, when every output of an input is complete.
@@ -82,9 +84,14 @@ struct Batch: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var options: MonitorOptions
+    @OptionGroup(title: "Sources and limits") var source: SourceOptions
 
     func validate() throws {
         if report != nil { return }
+        if source.segmentTime != nil || source.summaryJson != nil {
+            throw ValidationError("batch writes one video and one summary per input; --segment-time and --summary-json are for 'run'")
+        }
+        if source.live == true { throw ValidationError("batch reads recordings whole; --live is for 'run'") }
         guard out != nil else { throw ValidationError("--out DIR is required (or --report DIR)") }
         guard !inputs.isEmpty else { throw ValidationError("give at least one input file, folder or manifest") }
         if options.eventsPath != nil || options.maskDir != nil {
@@ -96,7 +103,8 @@ struct Batch: AsyncParsableCommand {
         BatchSettings(model: modelOptions.model, size: modelOptions.size ?? "default", k: options.method.k,
                       tau: options.method.tau, variant: options.method.variant, seed: options.method.seed,
                       overlay: options.overlay.rawValue, crf: options.crf, preset: options.preset,
-                      minRegionArea: options.minRegionArea, fragmented: options.fragmented)
+                      minRegionArea: options.minRegionArea, fragmented: options.fragmented, maxFrames: source.maxFrames,
+                      duration: source.duration)
     }
 
     func run() async throws {
@@ -165,8 +173,14 @@ struct Batch: AsyncParsableCommand {
         let identity = fileIdentity(item.input)
         let outcome: MonitorJob.Outcome
         do {
-            let feed = try await FrameFeed.open(item.input, options: InputOptions(onWarning: { Console.warning("\(item.input): \($0)") }),
-                                                policy: FrameFeed.Policy(reconnectMax: 0))
+            // Recordings, even behind URLs, are read whole: no live dropping, the source's own timestamps.
+            var input = source.inputOptions(for: item.input)
+            input.frameThreading = true
+            input.onWarning = { Console.warning("\(item.input): \($0)") }
+            var policy = FrameFeed.Policy(reconnectMax: source.reconnectMax ?? 0)
+            policy.maxFrames = source.maxFrames
+            policy.duration = source.duration
+            let feed = try await FrameFeed.open(item.input, options: input, policy: policy)
             outcome = try await job.process(feed, live: false, to: JobOutputs(video: partialVideo, events: partialEvents),
                                             control: control)
         } catch {

@@ -91,6 +91,15 @@ struct BatchCommandTests {
         let third = try RoadwatchBinary.run(["batch", input, "--out", out, "--size", "256x128", "--k", "5", "--quiet"], timeout: 300)
         #expect(third.stdout.contains("3 processed, 0 skipped, 1 failed"), "\(third.stdout)")
 
+        // run's options apply to every file: --max-frames cuts each one.
+        let cut = try RoadwatchBinary.run(["batch", input, "--out", scratch.path("cut"), "--size", "256x128", "--max-frames", "5",
+                                           "--quiet"], timeout: 300)
+        #expect(cut.status == 1)
+        for key in keys {
+            let video = try await VideoSource.open(scratch.path("cut") + "/" + key + ".mp4")
+            #expect(try await video.countRemainingFrames() == 5)
+        }
+
         let report = try RoadwatchBinary.run(["batch", "--report", out])
         #expect(report.status == 0, "\(report.stderr)")
         #expect(try reportContent(out).filter { $0.hasPrefix("car") }.count == 3)

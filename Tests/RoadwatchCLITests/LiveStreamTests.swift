@@ -66,8 +66,10 @@ struct LiveStreamTests {
         let summary = try Self.summary(summaryPath)
         let dropped = summary["frames_dropped"] as? Int ?? -1
         #expect(summary["frames_in"] as? Int == 60)
-        #expect((0...12).contains(dropped), "\(summary)")
-        // Steady state, after the first 10 frames (the first passes allocate the stages' buffers): at most 3.
+        #expect(dropped >= 0, "\(summary)")
+        // What the stream probe buffered while opening comes out at once and is dropped as stale (0 here on an
+        // idle machine, up to 23 in CI with the other suites running), so count drops once running: from the
+        // 10th processed frame on, at most 3.
         let counts = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["dropped"] as? Int
         }
