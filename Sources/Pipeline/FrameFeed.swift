@@ -131,7 +131,7 @@ public final class FrameFeed: AsyncSequence, Sendable {
                 }
                 if var frame {
                     if let duration = feed.policy.duration {
-                        let t = started.map { Self.seconds(since: $0) } ?? 0
+                        let t = started?.secondsSince ?? 0
                         let time = feed.policy.wallClockTimestamps ? t : frame.time - (firstTime ?? frame.time)
                         if firstTime == nil { firstTime = frame.time }
                         if time >= duration { return nil }
@@ -153,7 +153,7 @@ public final class FrameFeed: AsyncSequence, Sendable {
                 return s.frames
             }
             if feed.policy.wallClockTimestamps {
-                let ms = Int64((Self.seconds(since: started!) * 1000).rounded())
+                let ms = Int64((started!.secondsSince * 1000).rounded())
                 frame.pts = Swift.max(lastPTS + 1, ms)
                 frame.timeBase = feed.timeBase
                 frame.audio = []
@@ -177,7 +177,8 @@ public final class FrameFeed: AsyncSequence, Sendable {
             while true {
                 if feed.isStopped { return false }
                 guard feed.policy.reconnectMax.map({ attempt < $0 }) ?? true else {
-                    feed.onEvent(.gaveUp(reason: why))
+                    // Without reconnecting (files) the end is just the end; after attempts it is giving up.
+                    if attempt > 0 { feed.onEvent(.gaveUp(reason: why)) }
                     if let error { throw error }
                     return false
                 }
@@ -200,7 +201,7 @@ public final class FrameFeed: AsyncSequence, Sendable {
                         await source.close()
                         return false
                     }
-                    let gap = Self.seconds(since: lostAt)
+                    let gap = lostAt.secondsSince
                     pendingGap = gap
                     feed.onEvent(.reconnected(gap: gap))
                     return true
@@ -208,11 +209,6 @@ public final class FrameFeed: AsyncSequence, Sendable {
                     why = String(describing: error)
                 }
             }
-        }
-
-        static func seconds(since instant: ContinuousClock.Instant) -> Double {
-            let d = ContinuousClock.now - instant
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         }
     }
 }

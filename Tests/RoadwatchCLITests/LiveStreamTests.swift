@@ -170,6 +170,7 @@ struct LiveStreamTests {
         let run = try RoadwatchBinary.run(["run", input, "-o", scratch.path("part.mp4"), "--size", "256x128",
                                            "--segment-time", "2", "--summary-json", scratch.path("s.json"), "--quiet"], timeout: 300)
         #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderrLines.isEmpty, "a file that simply ends is not a lost source: \(run.stderr)")
         let parts = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).filter { $0.hasPrefix("part-") }.sorted()
         #expect(parts == ["part-000.mp4", "part-001.mp4", "part-002.mp4", "part-003.mp4", "part-004.mp4"])
         let counts = try parts.map { try Self.frames(scratch.path($0)) }
