@@ -157,11 +157,10 @@ extension WeightSet {
 /// grouped 1x1 expansion; with stride 1 a residual and a PReLU.
 struct EESP {
     let reduce: Conv2D
-    let branches: [Conv2D]
-    let catNorm: BatchNorm
-    let catSlopes: [Float]
+    /// The four dilated depthwise branches, their hierarchical sums and the BN + PReLU after the concatenation.
+    let middle: HierarchicalDepthwise
+    /// The grouped 1x1 expansion; with stride 1 it also takes the residual and the block's PReLU.
     let expand: Conv2D
-    let outputSlopes: [Float]?
     let stride: Int
 
     init(_ w: WeightSet, _ name: String, in cin: Int, out cout: Int, stride: Int, dilations: [Int]) throws(WeightError) {
@@ -169,39 +168,28 @@ struct EESP {
         let n = cout / 4
         self.stride = stride
         reduce = try w.cbr("\(name).proj_1x1", in: cin, out: n, kernel: 1, groups: 4, eps: eps)
-        branches = try dilations.enumerated().map { i, d throws(WeightError) in
+        let branches = try dilations.enumerated().map { i, d throws(WeightError) in
             try w.conv("\(name).spp_dw.\(i).conv", in: n, out: n, kernel: 3, stride: stride, dilation: d, groups: n)
         }
-        catNorm = try w.batchNorm("\(name).br_after_cat.bn", cout, eps: eps)
-        catSlopes = try w.prelu("\(name).br_after_cat.act", cout)
-        expand = try w.cbr("\(name).conv_1x1_exp", in: cout, out: cout, kernel: 1, groups: 4, act: false, eps: eps)
+        let catNorm = try w.batchNorm("\(name).br_after_cat.bn", cout, eps: eps)
+        middle = HierarchicalDepthwise(branches: branches, scale: catNorm.scale, shift: catNorm.shift,
+                                       slopes: try w.prelu("\(name).br_after_cat.act", cout))
+        var expand = try w.cbr("\(name).conv_1x1_exp", in: cout, out: cout, kernel: 1, groups: 4, act: false, eps: eps)
         if stride == 1 {
-            outputSlopes = try w.prelu("\(name).module_act", cout)
+            expand.setPReLU(try w.prelu("\(name).module_act", cout))
         } else {
             w.skip("\(name).module_act.weight")  // stored, unused inside a DownSampler
-            outputSlopes = nil
         }
+        self.expand = expand
     }
 
     func forward(_ x: Tensor, into out: Tensor, arena a: Arena, name: String) {
         let n = reduce.outChannels
         let r = a.tensor("\(name).eesp.r", [n, x.height, x.width])
         reduce.forward(x, into: r, arena: a)
-        let oh = out.height, ow = out.width
-        let cat = a.tensor("\(name).eesp.cat", [4 * n, oh, ow])
-        var previous: Tensor?
-        for (i, branch) in branches.enumerated() {
-            let part = Tensor(channelsOf: cat, (i * n)..<((i + 1) * n))
-            branch.forward(r, into: part, arena: a)
-            if let previous { Ops.add(part, previous, into: part) }
-            previous = part
-        }
-        Ops.affine(cat, scale: catNorm.scale, shift: catNorm.shift, prelu: catSlopes, into: cat)
-        expand.forward(cat, into: out, arena: a)
-        if let outputSlopes {
-            Ops.add(out, x, into: out)
-            Ops.prelu(out, slopes: outputSlopes)
-        }
+        let cat = a.tensor("\(name).eesp.cat", [4 * n, out.height, out.width])
+        middle.forward(r, into: cat, arena: a)
+        expand.forward(cat, into: out, arena: a, residual: stride == 1 ? x : nil)
     }
 }
 

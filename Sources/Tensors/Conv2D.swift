@@ -66,16 +66,141 @@ public struct Conv2D: Sendable {
 
     /// Convolves `x` into `out`, which must have shape [outChannels, oh, ow]; im2col columns live in `arena`.
     public func forward(_ x: Tensor, into out: Tensor, arena: Arena) {
+        forward(x, into: out, arena: arena, residual: nil)
+    }
+
+    /// Convolves `x` into `out` and adds `residual` (same shape as `out`) before the PReLU, in the same pass as
+    /// the bias: `out = prelu(conv(x) + bias + residual)`.
+    public func forward(_ x: Tensor, into out: Tensor, arena: Arena, residual: Tensor?) {
         precondition(x.channels == inChannels, "conv expects \(inChannels) channels, got \(x.channels)")
         let (oh, ow) = outputSize(x.height, x.width)
         precondition(out.shape == [outChannels, oh, ow], "conv output \(out.shape) should be \([outChannels, oh, ow])")
         OperationCounter.add(oh * ow * outChannels * (inChannels / groups) * kernel.h * kernel.w)
         // Few outputs per group (depthwise, or the pyramid's 5-in/1-out groups): a direct loop does exactly the
         // multiply-adds, where im2col would copy every input pixel kh·kw times for a tiny GEMM.
-        if isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1) {
+        precondition(residual == nil || residual!.shape == out.shape, "residual \(residual!.shape) for output \(out.shape)")
+        if let residual, usesPadded3x3 || isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1) {
+            // Direct paths finish each value in registers: add the residual before the activation separately.
+            var linear = self
+            linear.prelu = nil
+            linear.forward(x, into: out, arena: arena, residual: nil)
+            Ops.add(out, residual, into: out)
+            if let prelu { Ops.prelu(out, slopes: prelu) }
+            return
+        }
+        if usesPadded3x3 {
+            let padded = PaddedPlanes.copy(x, pad: padding.h, rowStride: paddedRowStride(x.width, outWidth: ow),
+                                           arena: arena, name: "conv.padded")
+            direct3x3(padded, out)
+        } else if isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1) {
             direct(x, out)
         } else {
-            gemmConv(x, out, arena: arena)
+            gemmConv(x, out, arena: arena, residual: residual)
+        }
+    }
+
+    /// A 3x3 kernel with few outputs per group, square stride 1 or 2, dilation and padding: the direct loop over a
+    /// zero-bordered copy of the input.
+    public var usesPadded3x3: Bool {
+        kernel == (3, 3) && (isDepthwise || outChannels / groups <= 4) && stride.h == stride.w && (stride.h == 1 || stride.h == 2)
+            && dilation.h == dilation.w && padding.h == padding.w
+    }
+
+    /// The row length a `PaddedPlanes` input of width `w` needs for this convolution.
+    public func paddedRowStride(_ w: Int, outWidth: Int) -> Int {
+        PaddedPlanes.rowStride(width: w, pad: padding.h, outWidth: outWidth, stride: stride.h, dilation: dilation.h,
+                               padding: padding.h)
+    }
+
+    /// Convolves an input already copied with a border of `padding` zeros (see `usesPadded3x3`).
+    public func forward(padded: PaddedPlanes, into out: Tensor) {
+        precondition(usesPadded3x3 && padded.channels == inChannels && padded.pad == padding.h)
+        let (oh, ow) = outputSize(padded.height, padded.width)
+        precondition(out.shape == [outChannels, oh, ow], "conv output \(out.shape) should be \([outChannels, oh, ow])")
+        precondition(padded.rowStride >= paddedRowStride(padded.width, outWidth: ow))
+        OperationCounter.add(oh * ow * outChannels * (inChannels / groups) * 9)
+        direct3x3(padded, out)
+    }
+
+    private func direct3x3(_ padded: PaddedPlanes, _ out: Tensor) {
+        switch (stride.h, outChannels / groups) {
+        case (1, 1): direct3x3(Step1.self, Outputs1.self, padded, out)
+        case (1, 2): direct3x3(Step1.self, Outputs2.self, padded, out)
+        case (1, 3): direct3x3(Step1.self, Outputs3.self, padded, out)
+        case (1, _): direct3x3(Step1.self, Outputs4.self, padded, out)
+        case (_, 1): direct3x3(Step2.self, Outputs1.self, padded, out)
+        case (_, 2): direct3x3(Step2.self, Outputs2.self, padded, out)
+        case (_, 3): direct3x3(Step2.self, Outputs3.self, padded, out)
+        default: direct3x3(Step2.self, Outputs4.self, padded, out)
+        }
+    }
+
+    /// Each group's outputs (one to four) together, row by row, eight pixels at a time: every input value loaded
+    /// once serves all of them, all taps summed in registers, then bias and PReLU, each output stored once.
+    private func direct3x3<S: KernelStep, N: OutputCount>(_: S.Type, _: N.Type, _ padded: PaddedPlanes, _ out: Tensor) {
+        let oh = out.height, ow = out.width, rs = padded.rowStride
+        let cinG = inChannels / groups, coutG = outChannels / groups
+        precondition(coutG == N.count)
+        let d = dilation.h, p = padding.h
+        let offsets = (0..<9).map { t in (t / 3) * d * rs + (t % 3) * d }
+        weight.withUnsafeBufferPointer { weights in
+        offsets.withUnsafeBufferPointer { offsets in
+            // Split over groups, or over rows when there is one group.
+            let split = groups > 1 ? groups : oh
+            ComputeThreads.forEach(split, minimumPerThread: 1) { range in
+                // Taps as vectors, [input][tap][output], so the inner loop loads them instead of broadcasting.
+                let taps = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: cinG * 9 * N.count)
+                defer { taps.deallocate() }
+                for g in (groups > 1 ? range : 0..<1) {
+                    for i in 0..<cinG {
+                        for t in 0..<9 {
+                            for o in 0..<N.count {
+                                taps[(i * 9 + t) * N.count + o] = SIMD8(repeating: weights[((g * coutG + o) * cinG + i) * 9 + t])
+                            }
+                        }
+                    }
+                    let first = padded.origin(g * cinG)
+                    let b0 = SIMD8<Float>(repeating: bias[g * coutG])
+                    let b1 = N.count > 1 ? SIMD8<Float>(repeating: bias[g * coutG + 1]) : .zero
+                    let b2 = N.count > 2 ? SIMD8<Float>(repeating: bias[g * coutG + 2]) : .zero
+                    let b3 = N.count > 3 ? SIMD8<Float>(repeating: bias[g * coutG + 3]) : .zero
+                    for oy in (groups > 1 ? 0..<oh : range) {
+                        let rowStart = first + (oy * S.step - p) * rs - p
+                        var ox = 0
+                        while ox < ow {
+                            var a0 = b0, a1 = b1, a2 = b2, a3 = b3
+                            for i in 0..<cinG {
+                                let src = rowStart + i * padded.planeStride + ox * S.step
+                                let k = taps + i * 9 * N.count
+                                for t in 0..<9 {
+                                    let v = S.load(src + offsets[t])
+                                    let kt = k + t * N.count
+                                    a0 += kt[0] * v
+                                    if N.count > 1 { a1 += kt[1] * v }
+                                    if N.count > 2 { a2 += kt[2] * v }
+                                    if N.count > 3 { a3 += kt[3] * v }
+                                }
+                            }
+                            let at = oy * ow + ox, left = ow - ox
+                            finish(a0, g * coutG, out.channel(g * coutG) + at, left)
+                            if N.count > 1 { finish(a1, g * coutG + 1, out.channel(g * coutG + 1) + at, left) }
+                            if N.count > 2 { finish(a2, g * coutG + 2, out.channel(g * coutG + 2) + at, left) }
+                            if N.count > 3 { finish(a3, g * coutG + 3, out.channel(g * coutG + 3) + at, left) }
+                            ox += 8
+                        }
+                    }
+                }
+            }
+        }
+        }
+    }
+
+    @inline(__always)
+    private func finish(_ v: SIMD8<Float>, _ channel: Int, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        if let prelu {
+            store(preluLanes(v, SIMD8(repeating: prelu[channel])), p, count: count)
+        } else {
+            store(v, p, count: count)
         }
     }
 
@@ -87,7 +212,7 @@ public struct Conv2D: Sendable {
         return out
     }
 
-    private func gemmConv(_ x: Tensor, _ out: Tensor, arena: Arena) {
+    private func gemmConv(_ x: Tensor, _ out: Tensor, arena: Arena, residual: Tensor?) {
         let cinG = inChannels / groups
         let coutG = outChannels / groups
         let k = cinG * kernel.h * kernel.w
@@ -107,7 +232,7 @@ public struct Conv2D: Sendable {
                               c: out.channel(g * coutG), ldc: n)
             }
         }
-        epilogue(out)
+        epilogue(out, residual: residual)
     }
 
     /// Unfolds `channels` input channels from `firstChannel` into a (channels*kh*kw) x (outH*outW) matrix.
@@ -166,11 +291,6 @@ public struct Conv2D: Sendable {
                 for o in channelRange {
                     let dst = out.channel(o)
                     let slope = prelu?[o]
-                    if cinG == 1 && kh == 3 && kw == 3 && sy == sx && (sx == 1 || sx == 2) {
-                        depthwise3x3(x.channel(o / coutG), h: h, w: w, taps: weights.baseAddress! + o * 9, bias: bias[o],
-                                     slope: slope, into: dst, oh: oh, ow: ow, stride: sx)
-                        continue
-                    }
                     for oy in 0..<oh {
                         let dstRow = dst + oy * ow
                         dstRow.update(repeating: 0, count: ow)
@@ -206,90 +326,33 @@ public struct Conv2D: Sendable {
         }
     }
 
-    /// One output channel of a 3x3 convolution with stride 1 or 2 over one input channel (depthwise, any dilation):
-    /// all nine taps of eight output pixels summed in registers and stored once, bias and PReLU included.
-    /// Border pixels, where a tap falls outside the image, take the checked path.
-    private func depthwise3x3(_ src: UnsafePointer<Float>, h: Int, w: Int, taps: UnsafePointer<Float>, bias: Float,
-                              slope: Float?, into dst: UnsafeMutablePointer<Float>, oh: Int, ow: Int, stride: Int) {
-        let offX = (0..<3).map { $0 * dilation.w - padding.w }
-        // Interior: output columns whose three taps all fall inside the row.
-        let lo = max(0, (-offX[0] + stride - 1) / stride), hi = min(ow, (w - offX[2] + stride - 1) / stride)
-        let negativeSlope = slope ?? 1
-        @inline(__always) func finish(_ v: Float) -> Float { slope == nil || v > 0 ? v : v * negativeSlope }
-        let d0 = offX[0], d1 = offX[1], d2 = offX[2]
-        for oy in 0..<oh {
-            let dstRow = dst + oy * ow
-            // Rows above or below the image take weight 0 (and the image's first row as a stand-in).
-            let y0 = oy * stride - padding.h, y1 = y0 + dilation.h, y2 = y1 + dilation.h
-            let v0 = y0 >= 0 && y0 < h, v1 = y1 >= 0 && y1 < h, v2 = y2 >= 0 && y2 < h
-            let a = v0 ? src + y0 * w : src, b = v1 ? src + y1 * w : src, c = v2 ? src + y2 * w : src
-            let k0 = v0 ? taps[0] : 0, k1 = v0 ? taps[1] : 0, k2 = v0 ? taps[2] : 0
-            let k3 = v1 ? taps[3] : 0, k4 = v1 ? taps[4] : 0, k5 = v1 ? taps[5] : 0
-            let k6 = v2 ? taps[6] : 0, k7 = v2 ? taps[7] : 0, k8 = v2 ? taps[8] : 0
-            // Border columns: each tap checked.
-            @inline(__always) func tap(_ row: UnsafePointer<Float>, _ ix: Int, _ weight: Float) -> Float {
-                ix >= 0 && ix < w ? weight * row[ix] : 0
-            }
-            func checked(_ column: Int) -> Float {
-                let ox = column * stride
-                var acc = bias
-                acc += tap(a, ox + d0, k0) + tap(a, ox + d1, k1) + tap(a, ox + d2, k2)
-                acc += tap(b, ox + d0, k3) + tap(b, ox + d1, k4) + tap(b, ox + d2, k5)
-                acc += tap(c, ox + d0, k6) + tap(c, ox + d1, k7) + tap(c, ox + d2, k8)
-                return finish(acc)
-            }
-            guard hi > lo else {
-                for ox in 0..<ow { dstRow[ox] = checked(ox) }
-                continue
-            }
-            for ox in 0..<lo { dstRow[ox] = checked(ox) }
-            for ox in hi..<ow { dstRow[ox] = checked(ox) }
-            var ox = lo
-            @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-                stride == 1 ? UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-                    : UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-            }
-            let biasV = SIMD8<Float>(repeating: bias), slopeV = SIMD8<Float>(repeating: negativeSlope)
-            // With stride 2 a vector reads one value past its last tap: keep that read inside the row.
-            let vectorEnd = stride == 1 ? hi : hi - 1
-            while ox + 8 <= vectorEnd {
-                let i = ox * stride
-                var acc = biasV
-                acc += k0 * load(a + i + d0) + k1 * load(a + i + d1) + k2 * load(a + i + d2)
-                acc += k3 * load(b + i + d0) + k4 * load(b + i + d1) + k5 * load(b + i + d2)
-                acc += k6 * load(c + i + d0) + k7 * load(c + i + d1) + k8 * load(c + i + d2)
-                if slope != nil { acc.replace(with: acc * slopeV, where: acc .< 0) }
-                UnsafeMutableRawPointer(dstRow + ox).storeBytes(of: acc, as: SIMD8<Float>.self)
-                ox += 8
-            }
-            while ox < hi {
-                dstRow[ox] = checked(ox)
-                ox += 1
-            }
-        }
-    }
-
-    /// Adds the bias and applies the PReLU, per output channel.
-    private func epilogue(_ out: Tensor) {
+    /// Adds the bias (and the residual) and applies the PReLU, per output channel, in one pass.
+    private func epilogue(_ out: Tensor, residual: Tensor?) {
         let n = out.plane
         bias.withUnsafeBufferPointer { bias in
-            if let prelu {
-                prelu.withUnsafeBufferPointer { slopes in
-                    ComputeThreads.forEach(outChannels, minimumPerThread: 4) { range in
-                        for c in range { biasPReLU(out.channel(c), n, bias[c], slopes[c]) }
-                    }
-                }
-            } else {
-                ComputeThreads.forEach(outChannels, minimumPerThread: 4) { range in
-                    for c in range {
-                        let b = bias[c]
-                        let p = out.channel(c)
+            ComputeThreads.forEach(outChannels, minimumPerThread: 4) { range in
+                for c in range {
+                    let p = out.channel(c), b = bias[c]
+                    switch (residual, prelu) {
+                    case let (residual?, slopes?):
+                        let r = residual.channel(c), a = slopes[c]
+                        for i in 0..<n {
+                            let v = p[i] + b + r[i]
+                            p[i] = v > 0 ? v : v * a
+                        }
+                    case let (residual?, nil):
+                        let r = residual.channel(c)
+                        for i in 0..<n { p[i] = p[i] + b + r[i] }
+                    case let (nil, slopes?):
+                        biasPReLU(p, n, b, slopes[c])
+                    case (nil, nil):
                         for i in 0..<n { p[i] += b }
                     }
                 }
             }
         }
     }
+
 }
 
 @inline(__always)

@@ -65,6 +65,9 @@ struct OpsTests {
         ConvCase(cin: 4, cout: 4, kh: 3, kw: 3, sh: 1, sw: 1, ph: 4, pw: 4, dh: 4, dw: 4, groups: 4, h: 6, w: 11, prelu: true),
         ConvCase(cin: 4, cout: 3, kh: 1, kw: 3, sh: 1, sw: 2, ph: 0, pw: 1, dh: 1, dw: 1, groups: 1, h: 5, w: 8),
         ConvCase(cin: 2, cout: 3, kh: 3, kw: 1, sh: 2, sw: 1, ph: 1, pw: 0, dh: 2, dw: 1, groups: 1, h: 9, w: 4),
+        // Rows long enough for full eight-wide vectors plus a partial one (the padded 3x3 path).
+        ConvCase(cin: 10, cout: 2, kh: 3, kw: 3, sh: 2, sw: 2, ph: 2, pw: 2, dh: 2, dw: 2, groups: 2, h: 13, w: 45, prelu: true),
+        ConvCase(cin: 6, cout: 6, kh: 3, kw: 3, sh: 1, sw: 1, ph: 3, pw: 3, dh: 3, dw: 3, groups: 6, h: 7, w: 29),
     ]
 
     @Test("convolution: stride, dilation, groups, depthwise, asymmetric kernels and padding", arguments: convCases)

@@ -1,0 +1,140 @@
+/// A zero-bordered copy of a (C, H, W) tensor, so that 3x3 taps near an edge read zeros instead of being
+/// checked: every plane has `pad` zero rows above and below and `pad` zero columns on the left, and rows long
+/// enough that eight-wide loads past the last output stay inside the buffer (those lanes are never stored).
+///
+/// The copy can apply what the previous layer left for later — a per-channel affine map with a PReLU, and a
+/// channel permutation — so that pass costs nothing extra.
+public struct PaddedPlanes {
+    public let base: UnsafeMutablePointer<Float>
+    public let channels: Int
+    public let height: Int
+    public let width: Int
+    public let pad: Int
+    public let rowStride: Int
+    public let planeStride: Int
+
+    /// Pixel (0, 0) of channel `c`.
+    @inline(__always) public func origin(_ c: Int) -> UnsafeMutablePointer<Float> {
+        base + c * planeStride + pad * rowStride + pad
+    }
+
+    /// Row length that keeps every load of a 3x3 convolution with `stride`, `dilation` and `padding` inside the
+    /// row, for outputs computed eight at a time.
+    public static func rowStride(width: Int, pad: Int, outWidth: Int, stride: Int, dilation: Int, padding: Int) -> Int {
+        let vectors = (outWidth + 7) / 8
+        // Rightmost column read, relative to the image's column 0: the last lane of the last vector's last tap,
+        // and with stride 2 the odd neighbour a 16-wide load brings along.
+        let reach = (vectors * 8 - 1) * stride - padding + 2 * dilation + (stride - 1)
+        return pad + max(width + pad, reach + 1)
+    }
+
+    /// Per-channel work done while copying: `value * scale + shift`, then a PReLU when `slopes` is given.
+    public struct Transform {
+        public let scale: [Float]
+        public let shift: [Float]
+        public let slopes: [Float]?
+
+        public init(scale: [Float], shift: [Float], slopes: [Float]? = nil) {
+            self.scale = scale
+            self.shift = shift
+            self.slopes = slopes
+        }
+    }
+
+    /// Copies `x` (or, with `sourceChannel`, channel `sourceChannel[c]` of `x` into plane `c`) into the arena slot
+    /// `name`, bordered by `pad` zeros, with rows of `rowStride` floats. A `transform` is indexed by the
+    /// source channel.
+    public static func copy(_ x: Tensor, pad: Int, rowStride: Int, arena: Arena, name: String,
+                            sourceChannel: [Int]? = nil, transform: Transform? = nil) -> PaddedPlanes {
+        let h = x.height, w = x.width
+        precondition(rowStride >= w + 2 * pad)
+        let planeStride = (h + 2 * pad) * rowStride
+        let storage = arena.tensor(name, [x.channels * planeStride])
+        let padded = PaddedPlanes(base: storage.data, channels: x.channels, height: h, width: w, pad: pad,
+                                  rowStride: rowStride, planeStride: planeStride)
+        ComputeThreads.forEach(x.channels, minimumPerThread: 2) { range in
+            for c in range {
+                let sourceIndex = sourceChannel?[c] ?? c
+                let src = x.channel(sourceIndex)
+                let plane = storage.data + c * planeStride
+                plane.update(repeating: 0, count: pad * rowStride)
+                (plane + (pad + h) * rowStride).update(repeating: 0, count: pad * rowStride)
+                for y in 0..<h {
+                    let line = plane + (pad + y) * rowStride
+                    line.update(repeating: 0, count: pad)
+                    (line + pad + w).update(repeating: 0, count: rowStride - pad - w)
+                    let target = line + pad, source = src + y * w
+                    if let transform {
+                        let s = transform.scale[sourceIndex], b = transform.shift[sourceIndex]
+                        if let slopes = transform.slopes {
+                            let a = slopes[sourceIndex]
+                            for i in 0..<w {
+                                let v = source[i] * s + b
+                                target[i] = v > 0 ? v : v * a
+                            }
+                        } else {
+                            for i in 0..<w { target[i] = source[i] * s + b }
+                        }
+                    } else {
+                        target.update(from: source, count: w)
+                    }
+                }
+            }
+        }
+        return padded
+    }
+}
+
+/// How far apart consecutive output pixels are in the input, as a type so each kernel is compiled per stride.
+public protocol KernelStep {
+    static var step: Int { get }
+    /// Eight inputs `step` apart from `p`.
+    static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float>
+}
+
+public enum Step1: KernelStep {
+    public static var step: Int { 1 }
+    @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+}
+
+public enum Step2: KernelStep {
+    public static var step: Int { 2 }
+    @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+    }
+}
+
+/// The nine taps of a 3x3 kernel `k` (row-major) over eight outputs whose top-left tap is at `p`.
+@inline(__always)
+func taps3x3<S: KernelStep>(_: S.Type, _ p: UnsafePointer<Float>, rowStride: Int, dy: Int, dx: Int,
+                            _ k: UnsafePointer<Float>) -> SIMD8<Float> {
+    let q = p + dy * rowStride, r = q + dy * rowStride
+    let top = k[0] * S.load(p) + k[1] * S.load(p + dx) + k[2] * S.load(p + 2 * dx)
+    let middle = k[3] * S.load(q) + k[4] * S.load(q + dx) + k[5] * S.load(q + 2 * dx)
+    let bottom = k[6] * S.load(r) + k[7] * S.load(r + dx) + k[8] * S.load(r + 2 * dx)
+    return top + middle + bottom
+}
+
+/// Stores the first `count` (at most eight) lanes of `v` at `p`.
+@inline(__always)
+func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
+    if count >= 8 {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    } else {
+        for i in 0..<count { p[i] = v[i] }
+    }
+}
+
+@inline(__always)
+func preluLanes(_ v: SIMD8<Float>, _ slope: SIMD8<Float>) -> SIMD8<Float> {
+    v.replacing(with: v * slope, where: v .< 0)
+}
+
+/// How many outputs a kernel computes together, as a type so each count is compiled on its own.
+public protocol OutputCount { static var count: Int { get } }
+public enum Outputs1: OutputCount { public static var count: Int { 1 } }
+public enum Outputs2: OutputCount { public static var count: Int { 2 } }
+public enum Outputs3: OutputCount { public static var count: Int { 3 } }
+public enum Outputs4: OutputCount { public static var count: Int { 4 } }
