@@ -8,7 +8,7 @@ public enum ScoreMaps {
     public static func upsample(_ grid: [Float], gridWidth gw: Int, gridHeight gh: Int, width: Int, height: Int, bilinear: Bool) -> [Float] {
         if bilinear {
             let source = Tensor(shape: [1, gh, gw], values: grid)
-            let out = Tensor(shape: [1, height, width])
+            let out = Tensor(uninitialized: [1, height, width])
             Resize.bilinear(source, into: out, alignCorners: false)
             return out.array
         }
@@ -26,7 +26,7 @@ public enum ScoreMaps {
     public static func baselines(logits: Tensor, classes: Int, width: Int, height: Int) -> (maxLogit: [Float], msp: [Float], entropy: [Float]) {
         var resized = logits
         if logits.width != width || logits.height != height {
-            resized = Tensor(shape: [logits.channels, height, width])
+            resized = Tensor(uninitialized: [logits.channels, height, width])
             Resize.bilinear(logits, into: resized, alignCorners: false)
         }
         let n = width * height

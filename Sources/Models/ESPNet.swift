@@ -67,7 +67,7 @@ public final class ESPNet: SegmentationModel, @unchecked Sendable {
         Pooling.average3x3Stride2(x, into: sample1)
         capture?("encoder.sample1", sample1)
         // c1 = BR(cat[level2 output, level2_0 output, sample2]).
-        let c1 = Tensor(shape: [131, h / 4, w / 4])
+        let c1 = Tensor(uninitialized: [131, h / 4, w / 4])
         let sample2 = Tensor(channelsOf: c1, 128..<131)
         Pooling.average3x3Stride2(sample1, into: sample2)
         capture?("encoder.sample2", sample2)
@@ -87,7 +87,7 @@ public final class ESPNet: SegmentationModel, @unchecked Sendable {
         Ops.affine(c1, scale: b2.scale, shift: b2.shift, prelu: b2Slopes, into: c1)
         capture?("encoder.b2", c1)
 
-        let features = Tensor(shape: [256, h / 8, w / 8])
+        let features = Tensor(uninitialized: [256, h / 8, w / 8])
         let d2 = Tensor(channelsOf: features, 0..<128)
         level3Down.forward(c1, into: d2, arena: a, name: "l3d")
         capture?("encoder.level3_0", d2)
@@ -135,7 +135,7 @@ public final class ESPNet: SegmentationModel, @unchecked Sendable {
         let f = a.tensor("fuse", [20, l1.height, l1.width])
         fuse.forward(u2l1, into: f, arena: a)
         capture?("conv", f)
-        let logits = Tensor(shape: [20, 2 * l1.height, 2 * l1.width])
+        let logits = Tensor(uninitialized: [20, 2 * l1.height, 2 * l1.width])
         classifier.forward(f, into: logits, arena: a)
         return logits
     }

@@ -63,10 +63,10 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         capture?("image_pool16", pool16)
 
         // Maps the decoder reads are fresh tensors: they leave with the frame.
-        let l1 = Tensor(shape: [32, h / 2, w / 2])
+        let l1 = Tensor(uninitialized: [32, h / 2, w / 2])
         level1.forward(x, into: l1, arena: a)
         capture?("base_net.level1", l1)
-        let l2 = Tensor(shape: [128, h / 4, w / 4])
+        let l2 = Tensor(uninitialized: [128, h / 4, w / 4])
         level2.forward(l1, image: pool4, into: l2, arena: a, name: "l2")
         capture?("base_net.level2_0", l2)
 
@@ -74,7 +74,7 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         level3Down.forward(l2, image: pool8, into: l3, arena: a, name: "l3")
         capture?("base_net.level3_0", l3)
         for (i, block) in level3.enumerated() {
-            let out = i == level3.count - 1 ? Tensor(shape: l3.shape) : a.tensor("l3_\(i + 1)", l3.shape)
+            let out = i == level3.count - 1 ? Tensor(uninitialized: l3.shape) : a.tensor("l3_\(i + 1)", l3.shape)
             block.forward(l3, into: out, arena: a, name: "l3")
             l3 = out
             capture?("base_net.level3.\(i)", l3)
@@ -83,7 +83,7 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         level4Down.forward(l3, image: pool16, into: l4, arena: a, name: "l4")
         capture?("base_net.level4_0", l4)
         for (i, block) in level4.enumerated() {
-            let out = i == level4.count - 1 ? Tensor(shape: l4.shape) : a.tensor("l4_\((i + 1) % 2)", l4.shape)
+            let out = i == level4.count - 1 ? Tensor(uninitialized: l4.shape) : a.tensor("l4_\((i + 1) % 2)", l4.shape)
             block.forward(l4, into: out, arena: a, name: "l4")
             l4 = out
             capture?("base_net.level4.\(i)", l4)
@@ -112,7 +112,7 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         let d4 = a.tensor("d4", [20, y4.height, y4.width])
         dec4.forward(y4, into: d4, arena: a, name: "d4")
         capture?("bu_dec_l4", d4)
-        let logits = Tensor(shape: [20, y4.height * 2, y4.width * 2])
+        let logits = Tensor(uninitialized: [20, y4.height * 2, y4.width * 2])
         Resize.bilinear(d4, into: logits, alignCorners: true)
         return logits
     }

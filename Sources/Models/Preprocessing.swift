@@ -43,7 +43,7 @@ public final class Preprocessor: @unchecked Sendable {
                 for i in 0..<n { dst[i] = Float(p[i * 3 + source]) }
             }
         }
-        let output = Tensor(shape: [3, height, width])
+        let output = Tensor(uninitialized: [3, height, width])
         if sourceWidth == width && sourceHeight == height {
             output.data.update(from: planes.data, count: output.count)
         } else {

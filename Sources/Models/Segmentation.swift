@@ -24,7 +24,7 @@ public enum ClassMap {
     public static func from(logits: Tensor, width: Int, height: Int) -> [UInt8] {
         var scores = logits
         if logits.width != width || logits.height != height {
-            scores = Tensor(shape: [logits.channels, height, width])
+            scores = Tensor(uninitialized: [logits.channels, height, width])
             Resize.bilinear(logits, into: scores, alignCorners: false)
         }
         return Ops.argmax(scores).map { UInt8(truncatingIfNeeded: $0) }

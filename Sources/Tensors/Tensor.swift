@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A Float32 tensor in channel-major (C, H, W) layout, batch 1, owning its memory.
 ///
 /// A class so that large activations move between pipeline stages without copies; whoever holds it
@@ -10,12 +12,17 @@ public final class Tensor: @unchecked Sendable {
     private let base: Tensor?
 
     /// A zero-filled tensor.
-    public init(shape: [Int]) {
+    public convenience init(shape: [Int]) {
+        self.init(uninitialized: shape)
+        data.update(repeating: 0, count: count)
+    }
+
+    /// A tensor whose values are whatever its memory held: for outputs that are written in full.
+    public init(uninitialized shape: [Int]) {
         precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "bad tensor shape \(shape)")
         self.shape = shape
         count = shape.reduce(1, *)
-        data = .allocate(capacity: count)
-        data.initialize(repeating: 0, count: count)
+        data = TensorMemory.take(count)
         base = nil
     }
 
@@ -35,7 +42,7 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { if base == nil { data.deallocate() } }
+    deinit { if base == nil { TensorMemory.give(data, count) } }
 
     /// Channels, height and width of a 3-D (C, H, W) tensor.
     public var channels: Int { shape[0] }
@@ -90,4 +97,40 @@ public final class Arena: @unchecked Sendable {
     /// Bytes held.
     public var bytes: Int { slots.values.reduce(0) { $0 + $1.count * 4 } }
     public var tensorCount: Int { slots.count }
+}
+
+/// Recycles the memory of large tensors. Each frame allocates the same few large maps (the levels the decoder reads,
+/// the logits) and frees them a few frames later; fresh memory from the system costs a page fault per 4 KiB,
+/// more than filling it does. Freed blocks of at least `minimumCount` floats wait here for the next tensor of the
+/// same size, up to `budgetBytes` in all; beyond that they go back to the system.
+enum TensorMemory {
+    static let minimumCount = 1 << 16
+    static let budgetBytes = 96 << 20
+    // Addresses of free blocks by size in floats, and the bytes they hold.
+    private static let free = Mutex<(blocks: [Int: [UInt]], bytes: Int)>(([:], 0))
+
+    static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count >= minimumCount {
+            let address = free.withLock { state -> UInt? in
+                guard let address = state.blocks[count]?.popLast() else { return nil }
+                state.bytes -= count * 4
+                return address
+            }
+            if let address, let block = UnsafeMutablePointer<Float>(bitPattern: address) { return block }
+        }
+        let block = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        block.initialize(repeating: 0, count: count)  // initialised once, so reads of reused memory are defined
+        return block
+    }
+
+    static func give(_ block: UnsafeMutablePointer<Float>, _ count: Int) {
+        let address = UInt(bitPattern: block)
+        let kept = count >= minimumCount && free.withLock { state -> Bool in
+            guard state.bytes + count * 4 <= budgetBytes else { return false }
+            state.blocks[count, default: []].append(address)
+            state.bytes += count * 4
+            return true
+        }
+        if !kept { block.deallocate() }
+    }
 }

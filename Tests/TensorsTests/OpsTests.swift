@@ -133,6 +133,29 @@ struct OpsTests {
         #expect(out.array == expected)
     }
 
+    @Test("3x3 stride-2 average pooling over rows long enough for vectors, odd and even sizes", arguments: [(9, 40), (10, 41), (7, 35)])
+    func averagePoolingWide(_ size: (Int, Int)) {
+        let (h, w) = size
+        var random = Generator(state: UInt64(h * 100 + w))
+        let x = Tensor(shape: [2, h, w], values: random.values(2 * h * w))
+        let oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1
+        let out = Tensor(shape: [2, oh, ow])
+        Pooling.average3x3Stride2(x, into: out)
+        var worst: Float = 0
+        for c in 0..<2 {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum: Float = 0
+                    for iy in (oy * 2 - 1)...(oy * 2 + 1) where iy >= 0 && iy < h {
+                        for ix in (ox * 2 - 1)...(ox * 2 + 1) where ix >= 0 && ix < w { sum += x.channel(c)[iy * w + ix] }
+                    }
+                    worst = max(worst, abs(out.channel(c)[oy * ow + ox] - sum / 9))
+                }
+            }
+        }
+        #expect(worst < 1e-5)
+    }
+
     @Test("adaptive average pooling to sizes that do not divide evenly (overlapping bins)",
           arguments: [(7, 5, 3, 2), (48, 32, 32, 5), (5, 64, 7, 7), (4, 4, 5, 5)])
     func adaptivePooling(_ h: Int, _ w: Int, _ oh: Int, _ ow: Int) {
