@@ -225,6 +225,8 @@ struct DownSampler {
 /// EfficientPyrPool: project to 10 channels, five branches at scales 2, 1.5, 1, 0.5, 0.1, merge.
 struct PyramidPool {
     static let scales: [Double] = [2.0, 1.5, 1.0, 0.5, 0.1]
+    /// Channel shuffle over 5 groups of 10: shuffled channel `j * 5 + g` is concatenated channel `g * 10 + j`.
+    static let shuffleOrder: [Int] = (0..<50).map { k in (k % 5) * 10 + k / 5 }
     let project: Conv2D
     let stages: [Conv2D]
     let catNorm: BatchNorm
@@ -261,10 +263,13 @@ struct PyramidPool {
             let part = Tensor(channelsOf: cat, (i * 10)..<((i + 1) * 10))
             let (bh, bw) = Self.branchSize(h, w, scale: scale)
             if scale > 1 {
-                let up = a.tensor("\(name).b\(i).in", [10, bh, bw])
+                // Upsampled straight into the zero-bordered input the 3x3 convolution reads.
+                let up = PaddedPlanes.bordered(channels: 10, height: bh, width: bw, pad: 1,
+                                               rowStride: stages[i].paddedRowStride(bw, outWidth: bw), arena: a,
+                                               name: "\(name).b\(i).in")
                 Resize.bilinear(p, into: up, alignCorners: true)
                 let conv = a.tensor("\(name).b\(i).out", [10, bh, bw])
-                stages[i].forward(up, into: conv, arena: a)
+                stages[i].forward(padded: up, into: conv)
                 Pooling.adaptiveAverage(conv, into: part)
             } else if scale < 1 {
                 let down = a.tensor("\(name).b\(i).in", [10, bh, bw])
@@ -276,11 +281,14 @@ struct PyramidPool {
                 stages[i].forward(p, into: part, arena: a)
             }
         }
-        Ops.affine(cat, scale: catNorm.scale, shift: catNorm.shift, prelu: catSlopes, into: cat)
-        let shuffled = a.tensor("\(name).shuffled", cat.shape)
-        Ops.channelShuffle(cat, groups: 5, into: shuffled)
+        // The concatenation's BN + PReLU and the channel shuffle happen while copying it into the merge
+        // convolution's zero-bordered input.
+        let shuffled = PaddedPlanes.copy(cat, pad: 1, rowStride: mergeConv.paddedRowStride(w, outWidth: w), arena: a,
+                                         name: "\(name).shuffled", sourceChannel: Self.shuffleOrder,
+                                         transform: PaddedPlanes.Transform(scale: catNorm.scale, shift: catNorm.shift,
+                                                                           slopes: catSlopes))
         let merged = a.tensor("\(name).merged", [10, h, w])
-        mergeConv.forward(shuffled, into: merged, arena: a)
+        mergeConv.forward(padded: shuffled, into: merged)
         output.forward(merged, into: out, arena: a)
     }
 }

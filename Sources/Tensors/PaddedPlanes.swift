@@ -28,6 +28,27 @@ public struct PaddedPlanes {
         return pad + max(width + pad, reach + 1)
     }
 
+    /// Space for `channels` planes of `height` x `width` in the arena slot `name`, its border zeroed and its inside
+    /// left for the caller to fill (see `Resize.bilinear(_:into:)`).
+    public static func bordered(channels: Int, height h: Int, width w: Int, pad: Int, rowStride: Int, arena: Arena,
+                                name: String) -> PaddedPlanes {
+        precondition(rowStride >= w + 2 * pad)
+        let planeStride = (h + 2 * pad) * rowStride
+        let storage = arena.tensor(name, [channels * planeStride])
+        for c in 0..<channels {
+            let plane = storage.data + c * planeStride
+            plane.update(repeating: 0, count: pad * rowStride)
+            (plane + (pad + h) * rowStride).update(repeating: 0, count: pad * rowStride)
+            for y in 0..<h {
+                let line = plane + (pad + y) * rowStride
+                line.update(repeating: 0, count: pad)
+                (line + pad + w).update(repeating: 0, count: rowStride - pad - w)
+            }
+        }
+        return PaddedPlanes(base: storage.data, channels: channels, height: h, width: w, pad: pad, rowStride: rowStride,
+                            planeStride: planeStride)
+    }
+
     /// Per-channel work done while copying: `value * scale + shift`, then a PReLU when `slopes` is given.
     public struct Transform {
         public let scale: [Float]

@@ -44,6 +44,33 @@ public enum Pooling {
         }
     }
 
+    /// Adaptive pooling to exactly half the size: the mean of each 2x2 block, eight outputs at a time, summed in
+    /// the same order as the general path.
+    static func halve(_ x: Tensor, into out: Tensor) {
+        let w = x.width, oh = out.height, ow = out.width
+        ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
+            for c in range {
+                let src = x.channel(c), dst = out.channel(c)
+                for oy in 0..<oh {
+                    let r0 = src + 2 * oy * w, r1 = r0 + w, line = dst + oy * ow
+                    var ox = 0
+                    while ox + 8 <= ow {
+                        let a = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                        let b = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                        let top = (a.evenHalf + a.oddHalf) / 2, bottom = (b.evenHalf + b.oddHalf) / 2
+                        UnsafeMutableRawPointer(line + ox).storeBytes(of: (top + bottom) * 0.5, as: SIMD8<Float>.self)
+                        ox += 8
+                    }
+                    while ox < ow {
+                        let top = (r0[2 * ox] + r0[2 * ox + 1]) / 2, bottom = (r1[2 * ox] + r1[2 * ox + 1]) / 2
+                        line[ox] = (top + bottom) * 0.5
+                        ox += 1
+                    }
+                }
+            }
+        }
+    }
+
     /// The input range that output cell `i` of `outSize` averages in adaptive pooling from `inSize`.
     @inlinable public static func adaptiveBin(_ i: Int, _ inSize: Int, _ outSize: Int) -> Range<Int> {
         (i * inSize) / outSize ..< ((i + 1) * inSize + outSize - 1) / outSize
@@ -54,6 +81,10 @@ public enum Pooling {
     public static func adaptiveAverage(_ x: Tensor, into out: Tensor) {
         let h = x.height, w = x.width, oh = out.height, ow = out.width
         precondition(out.channels == x.channels)
+        if h == 2 * oh && w == 2 * ow {
+            halve(x, into: out)
+            return
+        }
         let rowBins = (0..<oh).map { adaptiveBin($0, h, oh) }
         let colBins = (0..<ow).map { adaptiveBin($0, w, ow) }
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
@@ -118,9 +149,22 @@ public enum Resize {
     /// output rows share them).
     public static func bilinear(_ x: Tensor, into out: Tensor, alignCorners: Bool) {
         precondition(out.channels == x.channels)
-        let ys = Axis(from: x.height, to: out.height, alignCorners: alignCorners)
-        let xs = Axis(from: x.width, to: out.width, alignCorners: alignCorners)
-        let w = x.width, ow = out.width, oh = out.height
+        bilinear(x, into: out.data, height: out.height, width: out.width, rowStride: out.width, planeStride: out.plane,
+                 alignCorners: alignCorners)
+    }
+
+    /// Bilinear resize into the inside of zero-bordered planes, ready for a 3x3 convolution.
+    public static func bilinear(_ x: Tensor, into out: PaddedPlanes, alignCorners: Bool) {
+        precondition(out.channels == x.channels)
+        bilinear(x, into: out.origin(0), height: out.height, width: out.width, rowStride: out.rowStride,
+                 planeStride: out.planeStride, alignCorners: alignCorners)
+    }
+
+    static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, height oh: Int, width ow: Int, rowStride: Int,
+                         planeStride: Int, alignCorners: Bool) {
+        let ys = Axis(from: x.height, to: oh, alignCorners: alignCorners)
+        let xs = Axis(from: x.width, to: ow, alignCorners: alignCorners)
+        let w = x.width
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
             var rowA = [Float](repeating: 0, count: ow), rowB = [Float](repeating: 0, count: ow)
             xs.lower.withUnsafeBufferPointer { lower in
@@ -136,7 +180,7 @@ public enum Resize {
                     }
                 }
                 for c in range {
-                    let src = x.channel(c), dst = out.channel(c)
+                    let src = x.channel(c), dst = base + c * planeStride
                     var topRow = -1, bottomRow = -1
                     for oy in 0..<oh {
                         let r0 = ys.lower[oy], r1 = ys.upper[oy]
@@ -155,7 +199,7 @@ public enum Resize {
                             bottomRow = r1
                         }
                         let fy = ys.fraction[oy]
-                        let line = dst + oy * ow
+                        let line = dst + oy * rowStride
                         for ox in 0..<ow { line[ox] = top[ox] + (bottom[ox] - top[ox]) * fy }
                     }
                 }
