@@ -215,10 +215,7 @@ struct DownSampler {
         eesp.forward(x, into: Tensor(channelsOf: out, inChannels..<out.channels), arena: a, name: name)
         let r1 = a.tensor("\(name).reinf1", [3, image.height, image.width])
         reinforce1.forward(image, into: r1, arena: a)
-        let r2 = a.tensor("\(name).reinf2", out.shape)
-        reinforce2.forward(r1, into: r2, arena: a)
-        Ops.add(out, r2, into: out)
-        Ops.prelu(out, slopes: slopes)
+        reinforce2.forward(r1, addingTo: out, prelu: slopes)
     }
 }
 

@@ -204,6 +204,30 @@ public struct Conv2D: Sendable {
         }
     }
 
+    /// For a 1x1 convolution over a few channels (the image reinforcement of a strided block): adds its output to
+    /// `out` and applies the PReLU `slopes`, one pass over `out`: `out = prelu(out + conv(x))`.
+    public func forward(_ x: Tensor, addingTo out: Tensor, prelu slopes: [Float]) {
+        precondition(kernel == (1, 1) && stride == (1, 1) && padding == (0, 0) && groups == 1 && prelu == nil && inChannels <= 4)
+        precondition(x.channels == inChannels && out.shape == [outChannels, x.height, x.width] && slopes.count == outChannels)
+        OperationCounter.add(x.plane * outChannels * inChannels)
+        let n = x.plane, cin = inChannels
+        weight.withUnsafeBufferPointer { weights in
+            ComputeThreads.forEach(outChannels, minimumPerThread: 2) { range in
+                for o in range {
+                    let w0 = weights[o * cin], w1 = cin > 1 ? weights[o * cin + 1] : 0
+                    let w2 = cin > 2 ? weights[o * cin + 2] : 0, w3 = cin > 3 ? weights[o * cin + 3] : 0
+                    let x0 = x.channel(0), x1 = x.channel(min(1, cin - 1))
+                    let x2 = x.channel(min(2, cin - 1)), x3 = x.channel(min(3, cin - 1))
+                    let b = bias[o], a = slopes[o], dst = out.channel(o)
+                    for i in 0..<n {
+                        let v = dst[i] + (w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i] + b)
+                        dst[i] = v > 0 ? v : v * a
+                    }
+                }
+            }
+        }
+    }
+
     /// A convenience that allocates the output.
     public func callAsFunction(_ x: Tensor, arena: Arena = Arena()) -> Tensor {
         let (oh, ow) = outputSize(x.height, x.width)

@@ -81,6 +81,25 @@ struct OpsTests {
         #expect(maxDifference(conv(x), naiveConv(x, conv)) < 1e-4)
     }
 
+    @Test("a 1x1 convolution over three channels added into a map, then PReLU, equals the three steps apart")
+    func pointwiseAddingTo() {
+        var random = Generator(state: 77)
+        let conv = Conv2D(inChannels: 3, outChannels: 5, kernel: (1, 1), weight: random.values(15), bias: random.values(5))
+        let x = Tensor(shape: [3, 4, 9], values: random.values(108))
+        let base = random.values(5 * 36)
+        let slopes = random.values(5).map { abs($0) / 4 }
+        let fused = Tensor(shape: [5, 4, 9], values: base)
+        conv.forward(x, addingTo: fused, prelu: slopes)
+        let apart = naiveConv(x, conv)
+        for c in 0..<5 {
+            for i in 0..<36 {
+                let v = apart.channel(c)[i] + base[c * 36 + i]
+                apart.channel(c)[i] = v > 0 ? v : v * slopes[c]
+            }
+        }
+        #expect(maxDifference(fused, apart) < 1e-5)
+    }
+
     @Test("batch norm folded into a convolution equals the convolution followed by the batch norm")
     func batchNormFolding() {
         var random = Generator(state: 9)
