@@ -55,7 +55,7 @@ struct MonitorJob: Sendable {
         let info = feed.info
         var writerSettings = H264Writer.Settings(
             width: info.width, height: info.height, frameRate: info.frameRate ?? Rational(25, 1), timeBase: feed.timeBase,
-            crf: options.crf, preset: options.preset, fragmented: options.fragmented || outputs.video == "-")
+            crf: options.crf, preset: options.preset, threads: 1, fragmented: options.fragmented || outputs.video == "-")
         // The soundtrack is copied only when the video keeps the source's own timeline in one file.
         if feed.timeBase == info.timeBase && outputs.segmentSeconds == nil { writerSettings.audio = feed.audio }
         let video = try VideoOutput(path: outputs.video, settings: writerSettings, segmentSeconds: outputs.segmentSeconds)

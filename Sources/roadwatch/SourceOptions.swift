@@ -66,7 +66,7 @@ struct SourceOptions: ParsableArguments {
         if let inputFormat { device["input_format"] = inputFormat }
         if let rtspTransport { device["rtsp_transport"] = rtspTransport }
         // Frame threading holds several frames back inside the decoder: throughput for files, latency live.
-        return InputOptions(formatOptions: device, openTimeout: timeout, readTimeout: timeout,
+        return InputOptions(formatOptions: device, openTimeout: timeout, readTimeout: timeout, decoderThreads: 1,
                             frameThreading: !isLive(input), onWarning: { Console.warning($0) })
     }
 
