@@ -30,6 +30,9 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
 
+        // glibc's mallopt (Linux only), to cap the allocator's per-thread heaps.
+        .systemLibrary(name: "CMalloc"),
+
         // The only module that touches FFmpeg pointers.
         .target(name: "VideoIO", dependencies: ["CFFmpeg"]),
 
@@ -70,6 +73,7 @@ let package = Package(
                 "Tensors",
                 "Anomaly",
                 "Pipeline",
+                .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
