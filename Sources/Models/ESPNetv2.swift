@@ -67,24 +67,24 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         level1.forward(x, into: l1, arena: a)
         capture?("base_net.level1", l1)
         let l2 = Tensor(uninitialized: [128, h / 4, w / 4])
-        level2.forward(l1, image: pool4, into: l2, arena: a, name: "l2")
+        level2.forward(l1, image: pool4, into: l2, arena: a)
         capture?("base_net.level2_0", l2)
 
         var l3 = a.tensor("l3_0", [256, h / 8, w / 8])
-        level3Down.forward(l2, image: pool8, into: l3, arena: a, name: "l3")
+        level3Down.forward(l2, image: pool8, into: l3, arena: a)
         capture?("base_net.level3_0", l3)
         for (i, block) in level3.enumerated() {
             let out = i == level3.count - 1 ? Tensor(uninitialized: l3.shape) : a.tensor("l3_\(i + 1)", l3.shape)
-            block.forward(l3, into: out, arena: a, name: "l3")
+            block.forward(l3, into: out, arena: a)
             l3 = out
             capture?("base_net.level3.\(i)", l3)
         }
         var l4 = a.tensor("l4_0", [512, h / 16, w / 16])
-        level4Down.forward(l3, image: pool16, into: l4, arena: a, name: "l4")
+        level4Down.forward(l3, image: pool16, into: l4, arena: a)
         capture?("base_net.level4_0", l4)
         for (i, block) in level4.enumerated() {
             let out = i == level4.count - 1 ? Tensor(uninitialized: l4.shape) : a.tensor("l4_\((i + 1) % 2)", l4.shape)
-            block.forward(l4, into: out, arena: a, name: "l4")
+            block.forward(l4, into: out, arena: a)
             l4 = out
             capture?("base_net.level4.\(i)", l4)
         }
@@ -98,19 +98,19 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
             preconditionFailure("ESPNetv2 decoder needs the l1...l4 maps of its own backbone")
         }
         let d1 = a.tensor("d1", [64, l4.height, l4.width])
-        dec1.forward(l4, into: d1, arena: a, name: "d1")
+        dec1.forward(l4, into: d1, arena: a)
         capture?("bu_dec_l1", d1)
         let y2 = upAndMerge(d1, skip: l3, merge: merge2, bn: br2, slopes: br2Slopes, level: 2, capture: capture)
         let d2 = a.tensor("d2", [48, y2.height, y2.width])
-        dec2.forward(y2, into: d2, arena: a, name: "d2")
+        dec2.forward(y2, into: d2, arena: a)
         capture?("bu_dec_l2", d2)
         let y3 = upAndMerge(d2, skip: l2, merge: merge3, bn: br3, slopes: br3Slopes, level: 3, capture: capture)
         let d3 = a.tensor("d3", [32, y3.height, y3.width])
-        dec3.forward(y3, into: d3, arena: a, name: "d3")
+        dec3.forward(y3, into: d3, arena: a)
         capture?("bu_dec_l3", d3)
         let y4 = upAndMerge(d3, skip: l1, merge: merge4, bn: br4, slopes: br4Slopes, level: 4, capture: capture)
         let d4 = a.tensor("d4", [20, y4.height, y4.width])
-        dec4.forward(y4, into: d4, arena: a, name: "d4")
+        dec4.forward(y4, into: d4, arena: a)
         capture?("bu_dec_l4", d4)
         let logits = Tensor(uninitialized: [20, y4.height * 2, y4.width * 2])
         Resize.bilinear(d4, into: logits, alignCorners: true)
@@ -125,7 +125,7 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         Resize.bilinear(y, into: up, alignCorners: true)
         capture?("up_l\(level)", up)
         let merged = a.tensor("merge_l\(level)", up.shape)
-        merge.forward(skip, into: merged, arena: a, name: "m\(level)")
+        merge.forward(skip, into: merged, arena: a)
         capture?("merge_enc_dec_l\(level)", merged)
         Ops.add(up, merged, into: up)
         Ops.affine(up, scale: bn.scale, shift: bn.shift, prelu: slopes, into: up)
@@ -183,11 +183,11 @@ struct EESP {
         self.expand = expand
     }
 
-    func forward(_ x: Tensor, into out: Tensor, arena a: Arena, name: String) {
+    func forward(_ x: Tensor, into out: Tensor, arena a: Arena) {
         let n = reduce.outChannels
-        let r = a.tensor("\(name).eesp.r", [n, x.height, x.width])
+        let r = a.tensor("eesp.r", [n, x.height, x.width])
         reduce.forward(x, into: r, arena: a)
-        let cat = a.tensor("\(name).eesp.cat", [4 * n, out.height, out.width])
+        let cat = a.tensor("eesp.cat", [4 * n, out.height, out.width])
         middle.forward(r, into: cat, arena: a)
         expand.forward(cat, into: out, arena: a, residual: stride == 1 ? x : nil)
     }
@@ -210,10 +210,10 @@ struct DownSampler {
         slopes = try w.prelu("\(name).act", cout)
     }
 
-    func forward(_ x: Tensor, image: Tensor, into out: Tensor, arena a: Arena, name: String) {
+    func forward(_ x: Tensor, image: Tensor, into out: Tensor, arena a: Arena) {
         Pooling.average3x3Stride2(x, into: Tensor(channelsOf: out, 0..<inChannels))
-        eesp.forward(x, into: Tensor(channelsOf: out, inChannels..<out.channels), arena: a, name: name)
-        let r1 = a.tensor("\(name).reinf1", [3, image.height, image.width])
+        eesp.forward(x, into: Tensor(channelsOf: out, inChannels..<out.channels), arena: a)
+        let r1 = a.tensor("reinforce1", [3, image.height, image.width])
         reinforce1.forward(image, into: r1, arena: a)
         reinforce2.forward(r1, addingTo: out, prelu: slopes)
     }
@@ -251,11 +251,11 @@ struct PyramidPool {
         (max(Int((Double(h) * scale).rounded(.up)), 5), max(Int((Double(w) * scale).rounded(.up)), 5))
     }
 
-    func forward(_ x: Tensor, into out: Tensor, arena a: Arena, name: String) {
+    func forward(_ x: Tensor, into out: Tensor, arena a: Arena) {
         let h = x.height, w = x.width
-        let p = a.tensor("\(name).proj", [10, h, w])
+        let p = a.tensor("pyramid.proj", [10, h, w])
         project.forward(x, into: p, arena: a)
-        let cat = a.tensor("\(name).cat", [50, h, w])
+        let cat = a.tensor("pyramid.cat", [50, h, w])
         for (i, scale) in Self.scales.enumerated() {
             let part = Tensor(channelsOf: cat, (i * 10)..<((i + 1) * 10))
             let (bh, bw) = Self.branchSize(h, w, scale: scale)
@@ -263,15 +263,15 @@ struct PyramidPool {
                 // Upsampled straight into the zero-bordered input the 3x3 convolution reads.
                 let up = PaddedPlanes.bordered(channels: 10, height: bh, width: bw, pad: 1,
                                                rowStride: stages[i].paddedRowStride(bw, outWidth: bw), arena: a,
-                                               name: "\(name).b\(i).in")
+                                               name: "pyramid.b\(i).in")
                 Resize.bilinear(p, into: up, alignCorners: true)
-                let conv = a.tensor("\(name).b\(i).out", [10, bh, bw])
+                let conv = a.tensor("pyramid.b\(i).out", [10, bh, bw])
                 stages[i].forward(padded: up, into: conv)
                 Pooling.adaptiveAverage(conv, into: part)
             } else if scale < 1 {
-                let down = a.tensor("\(name).b\(i).in", [10, bh, bw])
+                let down = a.tensor("pyramid.b\(i).in", [10, bh, bw])
                 Pooling.adaptiveAverage(p, into: down)
-                let conv = a.tensor("\(name).b\(i).out", [10, bh, bw])
+                let conv = a.tensor("pyramid.b\(i).out", [10, bh, bw])
                 stages[i].forward(down, into: conv, arena: a)
                 Resize.bilinear(conv, into: part, alignCorners: true)
             } else {
@@ -281,10 +281,10 @@ struct PyramidPool {
         // The concatenation's BN + PReLU and the channel shuffle happen while copying it into the merge
         // convolution's zero-bordered input.
         let shuffled = PaddedPlanes.copy(cat, pad: 1, rowStride: mergeConv.paddedRowStride(w, outWidth: w), arena: a,
-                                         name: "\(name).shuffled", sourceChannel: Self.shuffleOrder,
+                                         name: "pyramid.shuffled", sourceChannel: Self.shuffleOrder,
                                          transform: PaddedPlanes.Transform(scale: catNorm.scale, shift: catNorm.shift,
                                                                            slopes: catSlopes))
-        let merged = a.tensor("\(name).merged", [10, h, w])
+        let merged = a.tensor("pyramid.merged", [10, h, w])
         mergeConv.forward(padded: shuffled, into: merged)
         output.forward(merged, into: out, arena: a)
     }
@@ -305,7 +305,7 @@ struct PointwiseMerge {
         outChannels = cout
     }
 
-    func forward(_ x: Tensor, into out: Tensor, arena a: Arena, name: String) {
+    func forward(_ x: Tensor, into out: Tensor, arena a: Arena) {
         expansion.forward(x, into: out, arena: a)
         let means = Ops.channelMeans(x)
         let gate = (0..<outChannels).map { o -> Float in

@@ -35,6 +35,16 @@ public final class Tensor: @unchecked Sendable {
         self.base = base.base ?? base
     }
 
+    /// `base`'s memory seen with another shape of at most as many values: writes go to `base`'s memory.
+    public init(viewing base: Tensor, shape: [Int]) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "bad tensor shape \(shape)")
+        self.shape = shape
+        count = shape.reduce(1, *)
+        precondition(count <= base.count, "a view of \(shape) over \(base.count) values")
+        data = base.data
+        self.base = base.base ?? base
+    }
+
     /// A tensor holding `values`, which must match `shape`.
     public convenience init(shape: [Int], values: [Float]) {
         self.init(shape: shape)
@@ -76,27 +86,34 @@ public final class Tensor: @unchecked Sendable {
     }
 }
 
-/// Named tensors reused from one forward pass to the next, so activations are allocated once per size.
+/// Named tensors reused from one forward pass to the next, so activations are allocated once per size. A name's
+/// memory is as large as the largest shape asked for under it; layers that run one after another and whose
+/// buffers die with them share a name, and so share the memory.
 public final class Arena: @unchecked Sendable {
-    private var slots: [String: Tensor] = [:]
+    private var storage: [String: Tensor] = [:]
+    private var views: [String: Tensor] = [:]
 
     public init() {}
 
-    /// The tensor named `name` with `shape`, allocated on first use and whenever the shape changes.
-    /// Its contents are whatever the previous pass left there.
+    /// The tensor named `name` with `shape`. Its contents are whatever the previous user of the name left there.
     public func tensor(_ name: String, _ shape: [Int]) -> Tensor {
-        if let existing = slots[name], existing.shape == shape { return existing }
-        if let existing = slots[name], existing.count >= shape.reduce(1, *), existing.shape.count == 1, shape.count == 1 {
-            return existing  // flat scratch space may be larger than asked: the largest one is kept
+        if let view = views[name], view.shape == shape { return view }
+        let count = shape.reduce(1, *)
+        let memory: Tensor
+        if let existing = storage[name], existing.count >= count {
+            memory = existing
+        } else {
+            memory = Tensor(shape: [count])
+            storage[name] = memory
         }
-        let fresh = Tensor(shape: shape)
-        slots[name] = fresh
-        return fresh
+        let view = Tensor(viewing: memory, shape: shape)
+        views[name] = view
+        return view
     }
 
     /// Bytes held.
-    public var bytes: Int { slots.values.reduce(0) { $0 + $1.count * 4 } }
-    public var tensorCount: Int { slots.count }
+    public var bytes: Int { storage.values.reduce(0) { $0 + $1.count * 4 } }
+    public var tensorCount: Int { storage.count }
 }
 
 /// Recycles the memory of large tensors. Each frame allocates the same few large maps (the levels the decoder reads,
