@@ -7,6 +7,9 @@ public struct HierarchicalDepthwise: Sendable {
     public let scale: [Float]
     public let shift: [Float]
     public let slopes: [Float]
+    /// Taps as [channel][branch][9] and biases as [channel][branch], so one channel's are together.
+    private let taps: [Float]
+    private let biases: [Float]
 
     /// `branches` are depthwise 3x3 convolutions over the same channels with one square stride (1 or 2) and padding
     /// equal to their dilation; `scale`, `shift` and `slopes` cover all branches' channels, branch after branch.
@@ -23,6 +26,16 @@ public struct HierarchicalDepthwise: Sendable {
         self.scale = scale
         self.shift = shift
         self.slopes = slopes
+        let k = branches.count
+        var taps = [Float](repeating: 0, count: n * k * 9), biases = [Float](repeating: 0, count: n * k)
+        for (b, branch) in branches.enumerated() {
+            for j in 0..<n {
+                for t in 0..<9 { taps[(j * k + b) * 9 + t] = branch.weight[j * 9 + t] }
+                biases[j * k + b] = branch.bias[j]
+            }
+        }
+        self.taps = taps
+        self.biases = biases
     }
 
     public var channels: Int { branches[0].inChannels }
@@ -46,14 +59,6 @@ public struct HierarchicalDepthwise: Sendable {
         let n = channels, k = branches.count
         let oh = out.height, ow = out.width, rs = padded.rowStride
         let dilations = branches.map(\.dilation.h)
-        // Taps as [channel][branch][9] and biases as [channel][branch], so one channel's are together.
-        var taps = [Float](repeating: 0, count: n * k * 9), biases = [Float](repeating: 0, count: n * k)
-        for (b, branch) in branches.enumerated() {
-            for j in 0..<n {
-                for t in 0..<9 { taps[(j * k + b) * 9 + t] = branch.weight[j * 9 + t] }
-                biases[j * k + b] = branch.bias[j]
-            }
-        }
         taps.withUnsafeBufferPointer { taps in
         biases.withUnsafeBufferPointer { biases in
         dilations.withUnsafeBufferPointer { dilations in

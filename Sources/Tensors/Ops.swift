@@ -8,17 +8,7 @@ public enum Ops {
         let n = x.plane
         ComputeThreads.forEach(x.channels, minimumPerThread: 4) { range in
             for c in range {
-                let s = scale[c], b = shift[c]
-                let src = x.channel(c), dst = out.channel(c)
-                if let slopes {
-                    let a = slopes[c]
-                    for i in 0..<n {
-                        let v = src[i] * s + b
-                        dst[i] = v > 0 ? v : v * a
-                    }
-                } else {
-                    for i in 0..<n { dst[i] = src[i] * s + b }
-                }
+                affineRow(x.channel(c), into: out.channel(c), count: n, scale: scale[c], shift: shift[c], slope: slopes?[c])
             }
         }
     }
@@ -108,5 +98,19 @@ public enum Ops {
             let p = x.channel(c)
             for i in 0..<x.plane where p[i] > out.data[i] { out.data[i] = p[i] }
         }
+    }
+}
+
+/// `dst[i] = src[i] * scale + shift` for `count` values, then a PReLU with `slope` if given. `dst` may be `src`.
+@inline(__always)
+func affineRow(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int, scale: Float, shift: Float,
+               slope: Float?) {
+    if let slope {
+        for i in 0..<count {
+            let v = src[i] * scale + shift
+            dst[i] = v > 0 ? v : v * slope
+        }
+    } else {
+        for i in 0..<count { dst[i] = src[i] * scale + shift }
     }
 }

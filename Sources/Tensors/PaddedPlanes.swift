@@ -32,21 +32,30 @@ public struct PaddedPlanes {
     /// left for the caller to fill (see `Resize.bilinear(_:into:)`).
     public static func bordered(channels: Int, height h: Int, width w: Int, pad: Int, rowStride: Int, arena: Arena,
                                 name: String) -> PaddedPlanes {
+        let padded = allocate(channels: channels, height: h, width: w, pad: pad, rowStride: rowStride, arena: arena, name: name)
+        for c in 0..<channels { padded.clearBorder(c) }
+        return padded
+    }
+
+    private static func allocate(channels: Int, height h: Int, width w: Int, pad: Int, rowStride: Int, arena: Arena,
+                                 name: String) -> PaddedPlanes {
         precondition(rowStride >= w + 2 * pad)
         let planeStride = (h + 2 * pad) * rowStride
         let storage = arena.tensor(name, [channels * planeStride])
-        for c in 0..<channels {
-            let plane = storage.data + c * planeStride
-            plane.update(repeating: 0, count: pad * rowStride)
-            (plane + (pad + h) * rowStride).update(repeating: 0, count: pad * rowStride)
-            for y in 0..<h {
-                let line = plane + (pad + y) * rowStride
-                line.update(repeating: 0, count: pad)
-                (line + pad + w).update(repeating: 0, count: rowStride - pad - w)
-            }
-        }
         return PaddedPlanes(base: storage.data, channels: channels, height: h, width: w, pad: pad, rowStride: rowStride,
                             planeStride: planeStride)
+    }
+
+    /// Zeroes everything of plane `c` outside the image: the rows above and below, and each row's ends.
+    private func clearBorder(_ c: Int) {
+        let plane = base + c * planeStride
+        plane.update(repeating: 0, count: pad * rowStride)
+        (plane + (pad + height) * rowStride).update(repeating: 0, count: pad * rowStride)
+        for y in 0..<height {
+            let line = plane + (pad + y) * rowStride
+            line.update(repeating: 0, count: pad)
+            (line + pad + width).update(repeating: 0, count: rowStride - pad - width)
+        }
     }
 
     /// Per-channel work done while copying: `value * scale + shift`, then a PReLU when `slopes` is given.
@@ -68,36 +77,19 @@ public struct PaddedPlanes {
     public static func copy(_ x: Tensor, pad: Int, rowStride: Int, arena: Arena, name: String,
                             sourceChannel: [Int]? = nil, transform: Transform? = nil) -> PaddedPlanes {
         let h = x.height, w = x.width
-        precondition(rowStride >= w + 2 * pad)
-        let planeStride = (h + 2 * pad) * rowStride
-        let storage = arena.tensor(name, [x.channels * planeStride])
-        let padded = PaddedPlanes(base: storage.data, channels: x.channels, height: h, width: w, pad: pad,
-                                  rowStride: rowStride, planeStride: planeStride)
+        let padded = allocate(channels: x.channels, height: h, width: w, pad: pad, rowStride: rowStride, arena: arena,
+                              name: name)
         ComputeThreads.forEach(x.channels, minimumPerThread: 2) { range in
             for c in range {
+                padded.clearBorder(c)
                 let sourceIndex = sourceChannel?[c] ?? c
-                let src = x.channel(sourceIndex)
-                let plane = storage.data + c * planeStride
-                plane.update(repeating: 0, count: pad * rowStride)
-                (plane + (pad + h) * rowStride).update(repeating: 0, count: pad * rowStride)
+                let src = x.channel(sourceIndex), target = padded.origin(c)
                 for y in 0..<h {
-                    let line = plane + (pad + y) * rowStride
-                    line.update(repeating: 0, count: pad)
-                    (line + pad + w).update(repeating: 0, count: rowStride - pad - w)
-                    let target = line + pad, source = src + y * w
                     if let transform {
-                        let s = transform.scale[sourceIndex], b = transform.shift[sourceIndex]
-                        if let slopes = transform.slopes {
-                            let a = slopes[sourceIndex]
-                            for i in 0..<w {
-                                let v = source[i] * s + b
-                                target[i] = v > 0 ? v : v * a
-                            }
-                        } else {
-                            for i in 0..<w { target[i] = source[i] * s + b }
-                        }
+                        affineRow(src + y * w, into: target + y * rowStride, count: w, scale: transform.scale[sourceIndex],
+                                  shift: transform.shift[sourceIndex], slope: transform.slopes?[sourceIndex])
                     } else {
-                        target.update(from: source, count: w)
+                        (target + y * rowStride).update(from: src + y * w, count: w)
                     }
                 }
             }

@@ -81,6 +81,57 @@ struct OpsTests {
         #expect(maxDifference(conv(x), naiveConv(x, conv)) < 1e-4)
     }
 
+    @Test("a residual added before the PReLU, on the GEMM and the direct paths", arguments: [(8, 12, 1, 4), (6, 6, 3, 6)])
+    func residual(_ k: (cin: Int, cout: Int, kernel: Int, groups: Int)) {
+        var random = Generator(state: UInt64(k.cin * 13 + k.kernel))
+        var conv = Conv2D(inChannels: k.cin, outChannels: k.cout, kernel: (k.kernel, k.kernel), padding: (k.kernel / 2, k.kernel / 2),
+                          groups: k.groups, weight: random.values(k.cout * (k.cin / k.groups) * k.kernel * k.kernel),
+                          bias: random.values(k.cout))
+        let slopes = random.values(k.cout).map { abs($0) / 4 }
+        let x = Tensor(shape: [k.cin, 5, 19], values: random.values(k.cin * 95))
+        let skip = Tensor(shape: [k.cout, 5, 19], values: random.values(k.cout * 95))
+        let expected = naiveConv(x, conv)  // linear: the PReLU comes after the residual
+        for c in 0..<k.cout {
+            for i in 0..<95 {
+                let v = expected.channel(c)[i] + skip.channel(c)[i]
+                expected.channel(c)[i] = v > 0 ? v : v * slopes[c]
+            }
+        }
+        conv.setPReLU(slopes)
+        let out = Tensor(shape: [k.cout, 5, 19])
+        conv.forward(x, into: out, arena: Arena(), residual: skip)
+        #expect(maxDifference(out, expected) < 1e-4)
+    }
+
+    @Test("hierarchical depthwise branches (running sums, BN, PReLU) equal the branches one by one", arguments: [1, 2])
+    func hierarchicalDepthwise(_ stride: Int) {
+        var random = Generator(state: UInt64(40 + stride))
+        let n = 3, dilations = [1, 2, 3, 4]
+        let branches = dilations.map { d in
+            Conv2D(inChannels: n, outChannels: n, kernel: (3, 3), stride: (stride, stride), padding: (d, d), dilation: (d, d),
+                   groups: n, weight: random.values(n * 9), bias: random.values(n))
+        }
+        let scale = random.values(4 * n), shift = random.values(4 * n), slopes = random.values(4 * n).map { abs($0) / 4 }
+        let x = Tensor(shape: [n, 9, 37], values: random.values(n * 9 * 37))
+        let (oh, ow) = branches[0].outputSize(9, 37)
+        let out = Tensor(shape: [4 * n, oh, ow])
+        HierarchicalDepthwise(branches: branches, scale: scale, shift: shift, slopes: slopes).forward(x, into: out, arena: Arena())
+        var worst: Float = 0
+        var running = [Float](repeating: 0, count: n * oh * ow)
+        for (b, branch) in branches.enumerated() {
+            let part = naiveConv(x, branch)
+            for j in 0..<n {
+                for i in 0..<oh * ow {
+                    running[j * oh * ow + i] += part.channel(j)[i]
+                    let c = b * n + j
+                    let y = running[j * oh * ow + i] * scale[c] + shift[c]
+                    worst = max(worst, abs(out.channel(c)[i] - (y > 0 ? y : y * slopes[c])))
+                }
+            }
+        }
+        #expect(worst < 1e-4)
+    }
+
     @Test("a 1x1 convolution over three channels added into a map, then PReLU, equals the three steps apart")
     func pointwiseAddingTo() {
         var random = Generator(state: 77)
