@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Anomaly", targets: ["Anomaly"]),
+        .library(name: "Overlay", targets: ["Overlay"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "Monitoring", targets: ["Monitoring"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,7 +53,7 @@ let package = Package(
         ),
 
         // The method: confidence, K-Means, cluster thresholding, anomaly maps, regions, metrics. No FFmpeg.
-        .target(name: "Anomaly", dependencies: ["Tensors", "COpenBLAS"]),
+        .target(name: "Anomaly", dependencies: ["Tensors"]),
 
         // The method run over frames: per-frame analysis now, the actor stages of the monitor on top.
         .target(
@@ -60,6 +63,10 @@ let package = Package(
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
         ),
+
+        // Running sources through the monitor into sinks: the live policy, stop control, the annotated video
+        // (one file or segments), the events file, mask PNGs, the run summary, the resumable batch, evaluation.
+        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO"]),
 
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),
@@ -73,6 +80,7 @@ let package = Package(
                 "Tensors",
                 "Anomaly",
                 "Pipeline",
+                "Monitoring",
                 .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -85,6 +93,11 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "TestKit"]),
         .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "Tensors", "Models", "VideoIO", "TestKit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
+        .testTarget(
+            name: "MonitoringTests",
+            dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit",
+                           .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]
+        ),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,10 +1,10 @@
 import Tensors
 
 /// How a cluster's confidence is summarised from its cells.
-public enum ClusterStatistic: String, Sendable { case mean, median }
+public enum ClusterStatistic: String, Sendable, Codable { case mean, median }
 
 /// The continuous score map variants of the cluster method (METHOD.md).
-public enum ScoreVariant: String, Sendable, CaseIterable {
+public enum ScoreVariant: String, Sendable, CaseIterable, Codable {
     /// −m(p) plus a large bonus inside OoD clusters.
     case d1
     /// −s_j of the pixel's cluster, nearest-upsampled from the grid.
@@ -15,8 +15,8 @@ public enum ScoreVariant: String, Sendable, CaseIterable {
     case d3
 }
 
-/// The method's settings; `default` is the one chosen on the development images.
-public struct MethodSettings: Sendable, Equatable {
+/// The method's settings, every parameter with its one default (the ones chosen on the development images).
+public struct MethodSettings: Sendable, Equatable, Codable {
     /// One clustering per entry; their grid scores are averaged (k4k8-median uses [4, 8]).
     public var clusterCounts: [Int]
     public var statistic: ClusterStatistic
@@ -26,9 +26,22 @@ public struct MethodSettings: Sendable, Equatable {
     public var seed: UInt64
     public var maxIterations: Int
     public var tolerance: Double
+    /// Weight of the newest frame in each cluster's moving average of confidence (1 = no smoothing).
+    public var smoothing: Double
+    /// How far above tau a flagged cluster's smoothed confidence must rise before it clears.
+    public var hysteresis: Double
+    /// A warm start is dropped for k-means++ when its first assignment's inertia per point exceeds this
+    /// multiple of the running mean.
+    public var sceneCutFactor: Double
+    /// Weight of the newest frame in that running mean.
+    public var sceneCutSmoothing: Double
+    /// Regions smaller than this many frame pixels are not reported.
+    public var minimumRegionArea: Int
 
     public init(clusterCounts: [Int] = [4], statistic: ClusterStatistic = .mean, score: ScoreVariant = .d2b,
-                tau: Double = 6.063, seed: UInt64 = 0, maxIterations: Int = 100, tolerance: Double = 1e-4) {
+                tau: Double = 6.063, seed: UInt64 = 0, maxIterations: Int = 100, tolerance: Double = 1e-4,
+                smoothing: Double = 0.5, hysteresis: Double = 0.5, sceneCutFactor: Double = 2,
+                sceneCutSmoothing: Double = 0.2, minimumRegionArea: Int = 256) {
         precondition(!clusterCounts.isEmpty && clusterCounts.allSatisfy { $0 >= 1 })
         self.clusterCounts = clusterCounts
         self.statistic = statistic
@@ -37,14 +50,26 @@ public struct MethodSettings: Sendable, Equatable {
         self.seed = seed
         self.maxIterations = maxIterations
         self.tolerance = tolerance
+        self.smoothing = smoothing
+        self.hysteresis = hysteresis
+        self.sceneCutFactor = sceneCutFactor
+        self.sceneCutSmoothing = sceneCutSmoothing
+        self.minimumRegionArea = minimumRegionArea
     }
 
     public static let `default` = MethodSettings()
 
+    /// Snake-case keys, as every roadwatch JSON file writes them.
+    private enum CodingKeys: String, CodingKey {
+        case clusterCounts = "cluster_counts", statistic, score, tau, seed, maxIterations = "max_iterations", tolerance,
+             smoothing, hysteresis, sceneCutFactor = "scene_cut_factor", sceneCutSmoothing = "scene_cut_smoothing",
+             minimumRegionArea = "minimum_region_area"
+    }
+
     /// Names accepted by `--variant`.
     public static let variantNames = ScoreVariant.allCases.map(\.rawValue) + ["k4k8-median"]
 
-    /// The settings of a named variant, keeping `tau` and `seed` from `base`; K from `base` except for k4k8.
+    /// The settings of a named variant, keeping everything else from `base`; K from `base` except for k4k8.
     public static func variant(_ name: String, base: MethodSettings = .default) -> MethodSettings? {
         var settings = base
         if name == "k4k8-median" {
@@ -57,6 +82,31 @@ public struct MethodSettings: Sendable, Equatable {
         settings.score = score
         return settings
     }
+
+    /// The name `variant(_:)` gives these settings back from.
+    public var variantName: String {
+        clusterCounts == [4, 8] && statistic == .median && score == .d2b ? "k4k8-median" : score.rawValue
+    }
+
+    /// Checks ranges a user can get wrong; the message names the parameter.
+    public func validate() throws(SettingsError) {
+        func fail(_ text: String) -> SettingsError { SettingsError(description: text) }
+        guard clusterCounts.allSatisfy({ (1...64).contains($0) }) else { throw fail("k must be between 1 and 64") }
+        guard tau.isFinite else { throw fail("tau must be a number") }
+        guard smoothing > 0 && smoothing <= 1 else { throw fail("smoothing must be in (0, 1], got \(smoothing)") }
+        guard hysteresis >= 0 && hysteresis.isFinite else { throw fail("hysteresis must not be negative, got \(hysteresis)") }
+        guard sceneCutFactor >= 1 else { throw fail("the scene-cut factor must be at least 1, got \(sceneCutFactor)") }
+        guard sceneCutSmoothing > 0 && sceneCutSmoothing <= 1 else {
+            throw fail("the scene-cut smoothing must be in (0, 1], got \(sceneCutSmoothing)")
+        }
+        guard minimumRegionArea >= 0 else { throw fail("the minimum region area must not be negative") }
+        guard maxIterations >= 1 else { throw fail("max iterations must be at least 1") }
+    }
+}
+
+/// A method setting out of range.
+public struct SettingsError: Error, CustomStringConvertible, Sendable {
+    public var description: String
 }
 
 /// One clustering of one frame, summarised.
@@ -84,52 +134,69 @@ public struct GridAnalysis: Sendable {
     public var anomalyFraction: Double { Double(oodCells.filter { $0 }.count) / Double(max(1, oodCells.count)) }
 }
 
-/// K-Means on a frame's feature vectors, one warm-started clusterer per cluster count: the clustering stage.
-public final class FrameClusterer: @unchecked Sendable {
+/// K-Means on a frame's feature vectors, one warm-started clusterer per cluster count: the clustering
+/// stage's state.
+public struct FrameClusterer: Sendable {
     public let settings: MethodSettings
-    private let clusterers: [WarmStartKMeans]
+    private var clusterers: [WarmStartKMeans]
 
     public init(settings: MethodSettings = .default) {
         self.settings = settings
         clusterers = settings.clusterCounts.map {
             WarmStartKMeans(kmeans: KMeans(clusters: $0, maxIterations: settings.maxIterations,
-                                           tolerance: settings.tolerance, seed: settings.seed))
+                                           tolerance: settings.tolerance, seed: settings.seed),
+                            sceneCutFactor: settings.sceneCutFactor, smoothing: settings.sceneCutSmoothing)
         }
     }
 
     /// Forgets the previous frame's centroids.
-    public func reset() { clusterers.forEach { $0.reset() } }
+    public mutating func reset() {
+        for i in clusterers.indices { clusterers[i].reset() }
+    }
 
     /// Clusters one frame's (C, h, w) features. `warm` false seeds afresh regardless of the previous frame.
-    public func cluster(_ features: Tensor, warm: Bool = true) -> [KMeansResult] {
+    public mutating func cluster(_ features: Tensor, warm: Bool = true) -> [KMeansResult] {
         let points = FeatureVectors.normalized(features)
-        return clusterers.map { clusterer in
-            if !warm { clusterer.reset() }
-            return clusterer.cluster(points)
-        }
+        if !warm { reset() }
+        return clusterers.indices.map { clusterers[$0].cluster(points) }
     }
 }
 
 /// Turns clusterings and the confidence grid into the frame's decision: cluster confidences, OoD flags,
 /// the grid score. Stateless; `TemporalThreshold` adds smoothing over time.
 public enum ClusterDecision {
+    /// s_j of every cluster of every clustering.
+    public static func confidences(_ clusterings: [KMeansResult], cellConfidence: [Float],
+                                   settings: MethodSettings) -> [[Double]] {
+        clusterings.enumerated().map { index, result in
+            ClusterThreshold.clusterConfidence(labels: result.labels, cells: cellConfidence,
+                                               k: settings.clusterCounts[index], statistic: settings.statistic)
+        }
+    }
+
+    /// The decision on the raw confidences of this frame alone.
     public static func decide(_ clusterings: [KMeansResult], cellConfidence: [Float], gridWidth gw: Int, gridHeight gh: Int,
-                              settings: MethodSettings, confidenceOverride: [Double]? = nil,
-                              oodOverride: [Bool]? = nil) -> GridAnalysis {
-        precondition(cellConfidence.count == gw * gh && !clusterings.isEmpty)
+                              settings: MethodSettings) -> GridAnalysis {
+        let confidence = confidences(clusterings, cellConfidence: cellConfidence, settings: settings)
+        return decide(clusterings, confidence: confidence, primaryOOD: confidence[0].map { $0 < settings.tau },
+                      cellConfidence: cellConfidence, gridWidth: gw, gridHeight: gh, settings: settings)
+    }
+
+    /// The decision from given confidences (one array per clustering) and the first clustering's flags.
+    public static func decide(_ clusterings: [KMeansResult], confidence: [[Double]], primaryOOD: [Bool],
+                              cellConfidence: [Float], gridWidth gw: Int, gridHeight gh: Int,
+                              settings: MethodSettings) -> GridAnalysis {
+        precondition(cellConfidence.count == gw * gh && !clusterings.isEmpty && confidence.count == clusterings.count)
         var summaries: [Clustering] = []
         var gridScore = [Float](repeating: 0, count: gw * gh)
         for (index, result) in clusterings.enumerated() {
-            let k = settings.clusterCounts[index]
-            var confidence = ClusterThreshold.clusterConfidence(labels: result.labels, cells: cellConfidence, k: k, statistic: settings.statistic)
-            if index == 0, let confidenceOverride, confidenceOverride.count == k { confidence = confidenceOverride }
-            var ood = confidence.map { $0 < settings.tau }
-            if index == 0, let oodOverride, oodOverride.count == k { ood = oodOverride }
+            let values = confidence[index]
+            let ood = index == 0 ? primaryOOD : values.map { $0 < settings.tau }
             for i in 0..<gridScore.count {
-                let s = confidence[Int(result.labels[i])]
+                let s = values[Int(result.labels[i])]
                 gridScore[i] += Float(s.isFinite ? -s : -Double(settings.tau) - 100)
             }
-            summaries.append(Clustering(kmeans: result, confidence: confidence, outOfDistribution: ood))
+            summaries.append(Clustering(kmeans: result, confidence: values, outOfDistribution: ood))
         }
         if clusterings.count > 1 {
             let scale = 1 / Float(clusterings.count)
@@ -142,24 +209,8 @@ public enum ClusterDecision {
     }
 }
 
-/// Clustering and thresholding in one call, for still images and evaluation.
-public final class ClusterThreshold: @unchecked Sendable {
-    public let settings: MethodSettings
-    private let clusterer: FrameClusterer
-
-    public init(settings: MethodSettings = .default) {
-        self.settings = settings
-        clusterer = FrameClusterer(settings: settings)
-    }
-
-    public func reset() { clusterer.reset() }
-
-    public func analyze(features: Tensor, cellConfidence: [Float], warm: Bool = true) -> GridAnalysis {
-        let clusterings = clusterer.cluster(features, warm: warm)
-        return ClusterDecision.decide(clusterings, cellConfidence: cellConfidence, gridWidth: features.width,
-                                      gridHeight: features.height, settings: settings)
-    }
-
+/// s_j and its statistics.
+public enum ClusterThreshold {
     /// s_j: the mean (or median) of the cell confidences of each cluster; an empty cluster gets +infinity
     /// (never OoD).
     public static func clusterConfidence(labels: [Int32], cells: [Float], k: Int, statistic: ClusterStatistic) -> [Double] {

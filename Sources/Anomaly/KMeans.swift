@@ -1,5 +1,5 @@
-import COpenBLAS
 import Foundation
+import Tensors
 
 /// A small, fast, seedable generator (PCG-XSH-RR style), so k-means++ is reproducible everywhere.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
@@ -154,12 +154,24 @@ public struct KMeans: Sendable {
         return centroids
     }
 
+    /// The nearest centroid of every point, with its squared distance, and the total (the inertia).
+    public struct Assignment: Sendable {
+        public var labels: [Int32]
+        public var distances: [Float]
+        public var inertia: Double
+    }
+
     /// Clusters `points`, from `initial` centroids (a warm start) or from k-means++.
     public func run(_ points: PointSet, initial: [Float]? = nil) -> KMeansResult {
+        run(points, initial: initial, norms: points.squaredNorms, first: nil)
+    }
+
+    /// `first`: the points' assignment to `initial`, when the caller computed it already (the warm start's
+    /// scene-cut test), so iteration 1 does not repeat it.
+    func run(_ points: PointSet, initial: [Float]?, norms: [Float], first: Assignment?) -> KMeansResult {
         let n = points.count, d = points.dimension, k = clusters
         var centroids = initial ?? plusPlusSeeds(points)
         precondition(centroids.count == k * d, "initial centroids must be \(k) x \(d)")
-        let norms = points.squaredNorms
         let threshold = tolerance * points.meanVariance
         var labels = [Int32](repeating: -1, count: n)
         var distances = [Float](repeating: 0, count: n)
@@ -172,7 +184,14 @@ public struct KMeans: Sendable {
         for iteration in 0..<maxIterations {
             iterations = iteration + 1
             let previous = labels
-            let inertia = assign(points, norms, centroids, &labels, &distances, &products)
+            let inertia: Double
+            if iteration == 0, let first, initial != nil {
+                labels = first.labels
+                distances = first.distances
+                inertia = first.inertia
+            } else {
+                inertia = assign(points, norms, centroids, &labels, &distances, &products)
+            }
             if iteration == 0 { firstInertia = inertia / Double(n) }
             history.append(inertia)
             // Update: each centroid becomes the mean of its members.
@@ -225,28 +244,29 @@ public struct KMeans: Sendable {
                             inertiaHistory: history)
     }
 
-    /// Per-point inertia of assigning `points` to `centroids` (one GEMM), without iterating.
-    public func assignmentInertia(_ points: PointSet, centroids: [Float]) -> Double {
+    /// Assigns `points` to `centroids` (one GEMM), without iterating.
+    public func assignment(_ points: PointSet, centroids: [Float]) -> Assignment {
+        assignment(points, norms: points.squaredNorms, centroids: centroids)
+    }
+
+    func assignment(_ points: PointSet, norms: [Float], centroids: [Float]) -> Assignment {
         var labels = [Int32](repeating: 0, count: points.count)
         var distances = [Float](repeating: 0, count: points.count)
         var products = [Float](repeating: 0, count: points.count * clusters)
-        return assign(points, points.squaredNorms, centroids, &labels, &distances, &products) / Double(points.count)
+        let inertia = assign(points, norms, centroids, &labels, &distances, &products)
+        return Assignment(labels: labels, distances: distances, inertia: inertia)
     }
 
-    /// Assigns each point to its nearest centroid: `||x||² − 2 x·c + ||c||²` with `x·cᵀ` from `cblas_sgemm`.
-    /// Returns the inertia.
+    /// Assigns each point to its nearest centroid: `||x||² − 2 x·c + ||c||²` with `x·cᵀ` from the tensors'
+    /// GEMM (so it follows the compute-thread policy). Returns the inertia.
     private func assign(_ points: PointSet, _ norms: [Float], _ centroids: [Float],
                         _ labels: inout [Int32], _ distances: inout [Float], _ products: inout [Float]) -> Double {
         let n = points.count, d = points.dimension, k = clusters
         let centroidNorms = (0..<k).map { c in (0..<d).reduce(Float(0)) { $0 + centroids[c * d + $1] * centroids[c * d + $1] } }
-        points.values.withUnsafeBufferPointer { x in
-            centroids.withUnsafeBufferPointer { c in
-                products.withUnsafeMutableBufferPointer { p in
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(k), Int32(d),
-                                1, x.baseAddress, Int32(d), c.baseAddress, Int32(d), 0, p.baseAddress, Int32(k))
-                }
-            }
-        }
+        // cᵀ (d x k), so the product is a plain n x d by d x k multiply.
+        var transposed = [Float](repeating: 0, count: d * k)
+        for c in 0..<k { for t in 0..<d { transposed[t * k + c] = centroids[c * d + t] } }
+        Gemm.multiply(m: n, n: k, k: d, a: points.values, b: transposed, into: &products)
         var inertia = 0.0
         for i in 0..<n {
             var best = Float.infinity, bestIndex = 0
@@ -267,40 +287,45 @@ public struct KMeans: Sendable {
 
 /// K-Means over a stream of frames: each frame starts from the previous frame's centroids, and falls back
 /// to k-means++ on the first frame, after `reset()`, and when a scene cut makes the first warm assignment's
-/// inertia exceed `sceneCutFactor` times its running mean.
-public final class WarmStartKMeans: @unchecked Sendable {
+/// inertia exceed `sceneCutFactor` times its running mean. A value: the clustering stage owns it.
+public struct WarmStartKMeans: Sendable {
     public let kmeans: KMeans
     public let sceneCutFactor: Double
+    /// Weight of the newest frame in the running mean of first-assignment inertia.
+    public let smoothing: Double
     private var centroids: [Float]?
     private var runningInertia: Double?
-    /// Weight of the newest frame in the running mean of first-assignment inertia.
-    private let smoothing = 0.2
 
-    public init(kmeans: KMeans, sceneCutFactor: Double = 2) {
+    public init(kmeans: KMeans, sceneCutFactor: Double = MethodSettings.default.sceneCutFactor,
+                smoothing: Double = MethodSettings.default.sceneCutSmoothing) {
         self.kmeans = kmeans
         self.sceneCutFactor = sceneCutFactor
+        self.smoothing = smoothing
     }
 
     /// Forgets the centroids: the next frame is seeded afresh (after a reconnect or a seek).
-    public func reset() {
+    public mutating func reset() {
         centroids = nil
         runningInertia = nil
     }
 
-    public func cluster(_ points: PointSet) -> KMeansResult {
+    public mutating func cluster(_ points: PointSet) -> KMeansResult {
         var result: KMeansResult
+        let norms = points.squaredNorms
         if let previous = centroids, previous.count == kmeans.clusters * points.dimension {
-            let first = kmeans.assignmentInertia(points, centroids: previous)
-            if let running = runningInertia, first > sceneCutFactor * running {
-                result = kmeans.run(points)
+            // The first assignment decides whether the scene cut, and is iteration 1 of the warm run if not.
+            let first = kmeans.assignment(points, norms: norms, centroids: previous)
+            let perPoint = first.inertia / Double(points.count)
+            if let running = runningInertia, perPoint > sceneCutFactor * running {
+                result = kmeans.run(points, initial: nil, norms: norms, first: nil)
                 result.reseeded = true
                 runningInertia = nil
             } else {
-                result = kmeans.run(points, initial: previous)
-                runningInertia = runningInertia.map { $0 + smoothing * (first - $0) } ?? first
+                result = kmeans.run(points, initial: previous, norms: norms, first: first)
+                runningInertia = runningInertia.map { $0 + smoothing * (perPoint - $0) } ?? perPoint
             }
         } else {
-            result = kmeans.run(points)
+            result = kmeans.run(points, initial: nil, norms: norms, first: nil)
         }
         centroids = result.centroids
         return result

@@ -1,69 +1,61 @@
 /// Smooths the per-cluster decision over time: warm-started K-Means keeps cluster identities from frame to
 /// frame, so each cluster's confidence gets an exponential moving average, and a cluster turns OoD below
 /// tau and back only above tau + hysteresis. Regions get track ids by overlap with the previous frame's.
-public final class TemporalThreshold: @unchecked Sendable {
+/// The thresholding stage's state; a value, so whoever owns it owns its history.
+public struct TemporalThreshold: Sendable {
     public let settings: MethodSettings
-    /// Weight of the newest frame in the moving average.
-    public let smoothing: Double
-    /// How far above tau a flagged cluster's confidence must rise to clear.
-    public let hysteresis: Double
-    /// Regions smaller than this (output pixels) are not reported.
-    public let minimumRegionArea: Int
 
     private var average: [Double]?
     private var flagged: [Bool]?
     private var previousRegions: [(id: Int, cells: Set<Int>)] = []
     private var nextTrackID = 1
 
-    public init(settings: MethodSettings = .default, smoothing: Double = 0.5, hysteresis: Double = 0.5, minimumRegionArea: Int = 0) {
+    public init(settings: MethodSettings = .default) {
         self.settings = settings
-        self.smoothing = smoothing
-        self.hysteresis = hysteresis
-        self.minimumRegionArea = minimumRegionArea
     }
 
-    /// Forgets the history (after a scene cut, a reconnect or a cold K-Means start).
-    public func reset() {
+    /// Forgets the history (after a scene cut, a reconnect or a cold K-Means start). Track ids keep counting,
+    /// so a region after the break never reuses an id from before it.
+    public mutating func reset() {
         average = nil
         flagged = nil
         previousRegions = []
     }
 
     /// A region with the track id it keeps while it overlaps its previous frame's self.
-    public struct TrackedRegion: Sendable {
+    public struct TrackedRegion: Sendable, Equatable {
         public var id: Int
         public var region: AnomalyRegion
     }
 
     /// The frame's decision with smoothed confidences, hysteresis flags and tracked regions at width x height.
-    public func decide(_ clusterings: [KMeansResult], cellConfidence: [Float], gridWidth: Int, gridHeight: Int,
-                       width: Int, height: Int) -> (analysis: GridAnalysis, regions: [TrackedRegion]) {
-        let raw = ClusterDecision.decide(clusterings, cellConfidence: cellConfidence, gridWidth: gridWidth,
-                                         gridHeight: gridHeight, settings: settings)
-        let primary = clusterings[0]
-        if !primary.warm { reset() }  // new centroids: cluster identities do not carry over
-        let current = raw.clusterings[0].confidence
+    public mutating func decide(_ clusterings: [KMeansResult], cellConfidence: [Float], gridWidth: Int, gridHeight: Int,
+                                width: Int, height: Int) -> (analysis: GridAnalysis, regions: [TrackedRegion]) {
+        if !clusterings[0].warm { reset() }  // new centroids: cluster identities do not carry over
+        var confidence = ClusterDecision.confidences(clusterings, cellConfidence: cellConfidence, settings: settings)
+        let current = confidence[0]
         var smoothed = current
         if let average, average.count == current.count {
             for j in 0..<current.count where current[j].isFinite && average[j].isFinite {
-                smoothed[j] = average[j] + smoothing * (current[j] - average[j])
+                smoothed[j] = average[j] + settings.smoothing * (current[j] - average[j])
             }
         }
         var state = smoothed.map { $0 < settings.tau }
         if let flagged, flagged.count == state.count {
-            for j in 0..<state.count where flagged[j] { state[j] = smoothed[j] < settings.tau + hysteresis }
+            for j in 0..<state.count where flagged[j] { state[j] = smoothed[j] < settings.tau + settings.hysteresis }
         }
         average = smoothed
         flagged = state
-        let analysis = ClusterDecision.decide(clusterings, cellConfidence: cellConfidence, gridWidth: gridWidth,
-                                              gridHeight: gridHeight, settings: settings,
-                                              confidenceOverride: smoothed, oodOverride: state)
-        let regions = Regions.find(analysis, width: width, height: height, minimumArea: minimumRegionArea)
+        confidence[0] = smoothed
+        let analysis = ClusterDecision.decide(clusterings, confidence: confidence, primaryOOD: state,
+                                              cellConfidence: cellConfidence, gridWidth: gridWidth,
+                                              gridHeight: gridHeight, settings: settings)
+        let regions = Regions.find(analysis, width: width, height: height, minimumArea: settings.minimumRegionArea)
         return (analysis, track(regions))
     }
 
     /// Gives each region the id of the previous region it overlaps most, or a new id.
-    private func track(_ regions: [AnomalyRegion]) -> [TrackedRegion] {
+    private mutating func track(_ regions: [AnomalyRegion]) -> [TrackedRegion] {
         var used = Set<Int>()
         var result: [TrackedRegion] = []
         for region in regions {

@@ -17,8 +17,6 @@ public struct ModelDescriptor: Sendable {
     /// Shipped inside roadwatch (works offline) rather than downloaded on first use.
     public var bundled: Bool
     public var defaultSize: (width: Int, height: Int)
-    /// Stride of the clustering features.
-    public var featureStride: Int
     public var normalization: Normalization
     /// Output class names, index = channel.
     public var classNames: [String]
@@ -52,7 +50,7 @@ public enum ModelRegistry {
             fileName: "espnetv2_s_2.0_city_1024x512.pth",
             url: "https://github.com/sacmehta/EdgeNets/raw/master/model/segmentation/model_zoo/espnetv2/espnetv2_s_2.0_city_1024x512.pth",
             sha256: "a72d59699801c7ce8e8b89a53af9097eaaa60dc12180ecde86fd700ba1222fe8",
-            bundled: true, defaultSize: (1024, 512), featureStride: 16,
+            bundled: true, defaultSize: (1024, 512),
             normalization: Normalization(order: .rgb, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], scaling: .divideFirst),
             classNames: cityscapesClasses + ["background"], palette: cityscapesPalette, inDistributionClasses: 19,
             licence: cityscapesTerms),
@@ -62,7 +60,7 @@ public enum ModelRegistry {
             fileName: "espnet_p_2_q_8.pth",
             url: "https://github.com/sacmehta/ESPNet/raw/master/pretrained/decoder/espnet_p_2_q_8.pth",
             sha256: "343b0e77e8545d36113c4f3efbf1ee349256f25c97c9f9d5ddefe45f2f49763e",
-            bundled: false, defaultSize: (1024, 512), featureStride: 8,
+            bundled: false, defaultSize: (1024, 512),
             normalization: Normalization(order: .bgr, mean: [72.3923111, 82.90893555, 73.15840149],
                                          std: [45.3192215, 46.15289307, 44.91483307], scaling: .divideLast),
             classNames: cityscapesClasses + ["void"], palette: cityscapesPalette, inDistributionClasses: 19,

@@ -1,7 +1,7 @@
 import Tensors
 
 /// What the backbone hands to the decoder: the clustering features and the encoder maps the decoder reuses.
-public struct BackboneOutput: @unchecked Sendable {
+public struct BackboneOutput: Sendable {
     /// Features for clustering, (C, H/s, W/s) at the model's feature stride.
     public var features: Tensor
     /// Every encoder map the decoder needs, by name (owned by this value: safe to hand to another stage).

@@ -41,7 +41,8 @@ public final class FrameFeed: AsyncSequence, Sendable {
         var frames = 0
     }
 
-    private let url: String
+    /// What the feed reads.
+    public let url: String
     private let options: InputOptions
     private let policy: Policy
     private let onEvent: @Sendable (Event) -> Void

@@ -11,26 +11,24 @@ public actor BackboneStage {
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private let model: LoadedModel
     private let preprocessor: Preprocessor
-    private let size: (width: Int, height: Int)
+    private let size: FrameSize
 
-    public init(model: LoadedModel, width: Int, height: Int) {
+    public init(model: LoadedModel, size: FrameSize) {
         self.model = model
-        self.size = (width, height)
+        self.size = size
         preprocessor = Preprocessor(normalization: model.descriptor.normalization)
     }
 
-    public func process(_ work: consuming FrameWork) -> FrameWork {
-        var work = work
-        let image = work.frame.image
+    public func process(_ trace: consuming FrameTrace) -> EncodedFrame {
+        var trace = trace
+        let image = trace.frame.image
         let (encoded, seconds) = timed {
             let input = preprocessor.tensor(rgb: image.samples, sourceWidth: image.width, sourceHeight: image.height,
                                             width: size.width, height: size.height)
             return model.network.backbone(input, capture: nil)
         }
-        work.encoded = encoded
-        work.networkSize = size
-        work.timings.backbone = seconds
-        return work
+        trace.timings.backbone = seconds
+        return EncodedFrame(trace: trace, encoded: encoded, networkSize: size)
     }
 }
 
@@ -40,27 +38,32 @@ public actor DecoderStage {
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private let model: LoadedModel
     private let wantsClasses: Bool
+    private let keepsTensors: Bool
 
-    public init(model: LoadedModel, wantsClasses: Bool) {
+    public init(model: LoadedModel, wantsClasses: Bool, keepsTensors: Bool = false) {
         self.model = model
         self.wantsClasses = wantsClasses
+        self.keepsTensors = keepsTensors
     }
 
-    public func process(_ work: consuming FrameWork) -> FrameWork {
-        var work = work
-        guard let encoded = work.encoded else { return work }
-        let (_, seconds) = timed {
+    public func process(_ input: consuming EncodedFrame) -> ScoredFrame {
+        var trace = input.trace
+        let encoded = input.encoded
+        let ((logits, cells, classes), seconds) = timed { () -> (Tensor, [Float], [UInt8]?) in
             let logits = model.network.decoder(encoded, capture: nil)
             let maxLogit = Confidence.maxLogit(logits, classes: model.descriptor.inDistributionClasses)
-            work.cellConfidence = Confidence.cellMeans(maxLogit, width: logits.width, height: logits.height,
-                                                       cell: model.network.featureStride)
-            if wantsClasses { work.classes = Ops.argmax(logits).map { UInt8(truncatingIfNeeded: $0) } }
+            let cells = Confidence.cellMeans(maxLogit, width: logits.width, height: logits.height,
+                                             cell: model.network.featureStride)
+            let classes = wantsClasses ? Ops.argmax(logits).map { UInt8(truncatingIfNeeded: $0) } : nil
+            return (logits, cells, classes)
         }
-        // Only the clustering features travel on.
-        work.encoded = BackboneOutput(features: encoded.features, maps: [:])
-        work.gridSize = (encoded.features.width, encoded.features.height)
-        work.timings.decoder = seconds
-        return work
+        trace.timings.decoder = seconds
+        // Only the clustering features travel on (and the logits when asked for).
+        let features = encoded.features
+        return ScoredFrame(trace: trace, features: features, cellConfidence: cells,
+                           gridSize: FrameSize(width: features.width, height: features.height),
+                           networkSize: input.networkSize, classes: classes,
+                           kept: keepsTensors ? KeptTensors(logits: logits, features: features) : nil)
     }
 }
 
@@ -68,23 +71,19 @@ public actor DecoderStage {
 public actor ClusteringStage {
     private let executor = StageExecutor(label: "roadwatch.clustering")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    private let clusterer: FrameClusterer
+    private var clusterer: FrameClusterer
 
     public init(settings: MethodSettings) { clusterer = FrameClusterer(settings: settings) }
 
-    /// Forgets the centroids (after a reconnect or a seek).
-    public func reset() { clusterer.reset() }
-
-    public func process(_ work: consuming FrameWork) -> FrameWork {
-        var work = work
-        guard let features = work.encoded?.features else { return work }
+    public func process(_ input: consuming ScoredFrame) -> ClusteredFrame {
+        var trace = input.trace
+        let features = input.features
         // After a break in the source the scene may be another: start from k-means++ again.
-        if work.frame.gapBefore != nil { clusterer.reset() }
-        let (clusterings, seconds) = timed { clusterer.cluster(features, warm: true) }
-        work.clusterings = clusterings
-        work.encoded = nil
-        work.timings.clustering = seconds
-        return work
+        let (clusterings, seconds) = timed { clusterer.cluster(features, warm: !trace.startsAfresh) }
+        trace.timings.clustering = seconds
+        return ClusteredFrame(trace: trace, clusterings: clusterings, cellConfidence: input.cellConfidence,
+                              gridSize: input.gridSize, networkSize: input.networkSize, classes: input.classes,
+                              kept: input.kept)
     }
 }
 
@@ -92,27 +91,23 @@ public actor ClusteringStage {
 public actor ThresholdingStage {
     private let executor = StageExecutor(label: "roadwatch.thresholding")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    private let threshold: TemporalThreshold
+    private var threshold: TemporalThreshold
 
-    public init(settings: MethodSettings, minimumRegionArea: Int) {
-        threshold = TemporalThreshold(settings: settings, minimumRegionArea: minimumRegionArea)
+    public init(settings: MethodSettings) {
+        threshold = TemporalThreshold(settings: settings)
     }
 
-    public func reset() { threshold.reset() }
-
-    public func process(_ work: consuming FrameWork) -> FrameWork {
-        var work = work
-        guard !work.clusterings.isEmpty else { return work }
-        if work.frame.gapBefore != nil { threshold.reset() }
-        let size = work.frame.image
+    public func process(_ input: consuming ClusteredFrame) -> DecidedFrame {
+        var trace = input.trace
+        if trace.startsAfresh { threshold.reset() }
+        let image = trace.frame.image
         let (decision, seconds) = timed {
-            threshold.decide(work.clusterings, cellConfidence: work.cellConfidence, gridWidth: work.gridSize.width,
-                             gridHeight: work.gridSize.height, width: size.width, height: size.height)
+            threshold.decide(input.clusterings, cellConfidence: input.cellConfidence, gridWidth: input.gridSize.width,
+                             gridHeight: input.gridSize.height, width: image.width, height: image.height)
         }
-        work.analysis = decision.analysis
-        work.regions = decision.regions
-        work.timings.thresholding = seconds
-        return work
+        trace.timings.thresholding = seconds
+        return DecidedFrame(trace: trace, analysis: decision.analysis, regions: decision.regions,
+                            networkSize: input.networkSize, classes: input.classes, kept: input.kept)
     }
 }
 
@@ -132,24 +127,24 @@ public actor AnnotateStage {
         self.tau = tau
     }
 
-    public func process(_ work: consuming FrameWork) -> FrameWork {
-        var work = work
-        guard let analysis = work.analysis else { return work }
+    public func process(_ input: consuming DecidedFrame) -> MonitoredFrame {
+        var trace = input.trace
+        let analysis = input.analysis
+        let regions = input.regions
         let now = ContinuousClock.now
         if let lastArrival {
-            let d = now - lastArrival
-            let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-            if seconds > 0 { rate = rate == 0 ? 1 / seconds : rate + 0.1 * (1 / seconds - rate) }
+            let seconds = lastArrival.duration(to: now)
+            let s = Double(seconds.components.seconds) + Double(seconds.components.attoseconds) * 1e-18
+            if s > 0 { rate = rate == 0 ? 1 / s : rate + 0.1 * (1 / s - rate) }
         }
         lastArrival = now
-        let image = work.frame.image
+        let image = trace.frame.image
         let w = image.width, h = image.height
-        let (annotated, seconds) = timed { () -> RGBImage in
+        let ((mask, annotated), seconds) = timed { () -> ([Bool], RGBImage) in
             let flags = ScoreMaps.upsample(analysis.oodCells.map { $0 ? 1 : 0 }, gridWidth: analysis.gridWidth,
                                            gridHeight: analysis.gridHeight, width: w, height: h, bilinear: false)
             let mask = flags.map { $0 > 0.5 }
-            work.mask = mask
-            guard mode != .none else { return image }
+            guard mode != .none else { return (mask, image) }
             var annotation = FrameAnnotation(palette: palette)
             if mode == .heat || mode == .both {
                 // Heat rises as a cluster's confidence falls below tau + 2 and is full at tau - 1, so clusters
@@ -160,26 +155,26 @@ public actor AnnotateStage {
                 annotation.heat = ScoreMaps.upsample(grid, gridWidth: analysis.gridWidth, gridHeight: analysis.gridHeight,
                                                      width: w, height: h, bilinear: true)
                 annotation.mask = mask
-                annotation.regions = work.regions.map { RegionMark(box: $0.region.box, score: -$0.region.score, trackID: $0.id) }
+                annotation.regions = regions.map { RegionMark(box: $0.region.box, score: -$0.region.score, trackID: $0.id) }
             }
-            if mode == .segmentation || mode == .both, let classes = work.classes {
-                annotation.classes = nearestResize(classes, from: work.networkSize, toWidth: w, height: h)
+            if mode == .segmentation || mode == .both, let classes = input.classes {
+                annotation.classes = nearestResize(classes, from: input.networkSize, toWidth: w, height: h)
             }
-            let kmeans = work.clusterings.first
-            let fraction = Double(mask.filter { $0 }.count) / Double(max(1, mask.count))
+            let kmeans = analysis.clusterings[0].kmeans
+            let fraction = Double(mask.lazy.filter { $0 }.count) / Double(max(1, mask.count))
             annotation.hud = [
-                String(format: "T %@  FRAME %d", clockText(work.frame.time), work.frame.index),
-                String(format: "%.1f FPS  KMEANS %d IT %@", rate, kmeans?.iterations ?? 0,
-                       kmeans.map { $0.reseeded ? "RESEED" : ($0.warm ? "WARM" : "COLD") } ?? ""),
-                String(format: "ANOMALY %.1f%%  REGIONS %d", 100 * fraction, work.regions.count),
-                String(format: "LATENCY %d MS  DROPPED %d", Int((work.arrival.secondsSince * 1000).rounded()),
-                       work.frame.droppedBefore),
+                String(format: "T %@  FRAME %d", clockText(trace.frame.time), trace.frame.index),
+                String(format: "%.1f FPS  KMEANS %d IT %@", rate, kmeans.iterations,
+                       kmeans.reseeded ? "RESEED" : (kmeans.warm ? "WARM" : "COLD")),
+                String(format: "ANOMALY %.1f%%  REGIONS %d", 100 * fraction, regions.count),
+                String(format: "LATENCY %d MS  DROPPED %d", Int((trace.arrival.secondsSince * 1000).rounded()),
+                       trace.frame.droppedBefore),
             ]
-            return AnomalyOverlay.draw(annotation, on: image)
+            return (mask, AnomalyOverlay.draw(annotation, on: image))
         }
-        work.annotated = annotated
-        work.timings.annotate = seconds
-        return work
+        trace.timings.annotate = seconds
+        return MonitoredFrame(trace: trace, analysis: analysis, regions: regions, mask: mask, annotated: annotated,
+                              kept: input.kept)
     }
 
     private func clockText(_ seconds: Double) -> String {
@@ -187,7 +182,7 @@ public actor AnnotateStage {
         return String(format: "%02d:%05.2f", Int(total) / 60, total.truncatingRemainder(dividingBy: 60))
     }
 
-    private func nearestResize(_ classes: [UInt8], from size: (width: Int, height: Int), toWidth w: Int, height h: Int) -> [UInt8] {
+    private func nearestResize(_ classes: [UInt8], from size: FrameSize, toWidth w: Int, height h: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: w * h)
         let columns = (0..<w).map { min(size.width - 1, $0 * size.width / w) }
         for y in 0..<h {

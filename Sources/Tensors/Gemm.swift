@@ -38,4 +38,16 @@ public enum Gemm {
             ComputeThreads.forEach(m, minimumPerThread: 8) { rows in run(rows, 0..<n) }
         }
     }
+
+    /// `C = A·B` on row-major arrays (m x k times k x n into m x n), for callers outside the tensor layer.
+    public static func multiply(m: Int, n: Int, k: Int, a: [Float], b: [Float], into c: inout [Float]) {
+        precondition(a.count >= m * k && b.count >= k * n && c.count >= m * n, "GEMM operand sizes")
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    multiply(m: m, n: n, k: k, a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n, c: c.baseAddress!, ldc: n)
+                }
+            }
+        }
+    }
 }

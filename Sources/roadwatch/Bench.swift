@@ -2,6 +2,7 @@ import Anomaly
 import ArgumentParser
 import Foundation
 import Models
+import Monitoring
 import Pipeline
 import Tensors
 import VideoIO
@@ -215,11 +216,12 @@ struct PipelineBench: AsyncParsableCommand {
             if decoded.count == frames { break }
         }
         let (model, size) = try await modelOptions.load()
-        let configuration = Monitor.Configuration(width: size.width, height: size.height)
+        // Both at the same compute threads (the machine's cores unless --threads), so only the overlap differs.
+        let configuration = Monitor.Configuration(size: size, computeThreads: modelOptions.threads ?? ComputeThreads.count)
         let held = FrameList(decoded)
         let sequential = try await Monitor(model: model, configuration: configuration).runSequentially(held) { _ in }
         let overlapped = try await Monitor(model: model, configuration: configuration).run(held) { _ in }
-        func line(_ name: String, _ s: MonitorSummary) -> String {
+        func line(_ name: String, _ s: RunSummary) -> String {
             let stages = zip(StageTimings.names, s.stageSeconds).map { "\($0) \(String(format: "%.0f", $1 * 1000))" }.joined(separator: ", ")
             return "\(name.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(format: "%6.2f", s.framesPerSecond)) fps  (ms per frame: \(stages))"
         }
@@ -279,7 +281,7 @@ struct SuiteBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let json, json != "-" { try checkWritable(json, what: "JSON file") }
+        if let json, json != "-" { try OutputChecks.writable(json, what: "JSON file") }
         let model = try await ModelLoader.load(ModelRegistry.defaultName, progress: { Console.info($0) })
         var result: [String: Any] = [:]
         let clock = ContinuousClock()
@@ -323,8 +325,7 @@ struct SuiteBench: AsyncParsableCommand {
             if decoded.count == frames { break }
         }
         await source.close()
-        ComputeThreads.set(1)  // what the monitor uses: one thread per stage
-        let configuration = Monitor.Configuration(width: size.width, height: size.height)
+        let configuration = Monitor.Configuration(size: size)  // the monitor's policy: one thread per stage
         let held = FrameList(decoded)
         let sequential = try await Monitor(model: model, configuration: configuration).runSequentially(held) { _ in }
         let pipelined = try await Monitor(model: model, configuration: configuration).run(held) { _ in }
@@ -341,7 +342,7 @@ struct SuiteBench: AsyncParsableCommand {
         // K-Means on the same frames' features: warm-started from the previous frame against k-means++.
         let preprocessor = Preprocessor(normalization: model.descriptor.normalization)
         let kmeans = KMeans(clusters: MethodSettings.default.clusterCounts.first ?? 4)
-        let warm = WarmStartKMeans(kmeans: kmeans)
+        var warm = WarmStartKMeans(kmeans: kmeans)
         var warmIterations = 0, coldIterations = 0, warmInertia = 0.0, coldInertia = 0.0, counted = 0
         for (i, frame) in decoded.enumerated() {
             let image = frame.image

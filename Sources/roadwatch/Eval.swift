@@ -2,6 +2,7 @@ import Anomaly
 import ArgumentParser
 import Foundation
 import Models
+import Monitoring
 import Pipeline
 import VideoIO
 
@@ -13,35 +14,55 @@ struct Eval: AsyncParsableCommand {
     )
 }
 
-/// Method options shared by the eval commands.
+/// The method's parameters as flags, shared by run, batch, demo and eval; every default is MethodSettings'.
 struct MethodOptions: ParsableArguments {
     @Option(help: "Clusters per frame.")
-    var k = 4
+    var k = MethodSettings.default.clusterCounts[0]
 
     @Option(help: "A cluster is anomalous when its mean max-logit is below this.")
     var tau = MethodSettings.default.tau
 
     @Option(help: "Score map: \(MethodSettings.variantNames.joined(separator: ", ")).")
-    var variant = "d2b"
+    var variant = MethodSettings.default.variantName
 
     @Option(help: "k-means++ seed.")
-    var seed: UInt64 = 0
+    var seed = MethodSettings.default.seed
+
+    @Option(help: "Weight of the newest frame in each cluster's moving average of confidence (1 = none).")
+    var smoothing = MethodSettings.default.smoothing
+
+    @Option(help: "A flagged cluster clears only once its smoothed confidence is above tau + this.")
+    var hysteresis = MethodSettings.default.hysteresis
+
+    @Option(help: "Re-seed K-Means when a frame's first warm assignment costs more than this multiple of the running mean.")
+    var sceneCut = MethodSettings.default.sceneCutFactor
+
+    @Option(help: "Regions smaller than this many frame pixels are not reported.")
+    var minRegionArea = MethodSettings.default.minimumRegionArea
 
     func validate() throws {
-        guard k >= 1 && k <= 64 else { throw ValidationError("--k must be between 1 and 64") }
         guard MethodSettings.variant(variant) != nil else {
             throw ValidationError("--variant must be one of \(MethodSettings.variantNames.joined(separator: ", ")), got '\(variant)'")
+        }
+        do {
+            try settings.validate()
+        } catch {
+            throw ValidationError(error.description)
         }
     }
 
     var settings: MethodSettings {
-        let base = MethodSettings(clusterCounts: [k], tau: tau, seed: seed)
-        return MethodSettings.variant(variant, base: base)!
+        var base = MethodSettings.default
+        base.clusterCounts = [k]
+        base.tau = tau
+        base.seed = seed
+        base.smoothing = smoothing
+        base.hysteresis = hysteresis
+        base.sceneCutFactor = sceneCut
+        base.minimumRegionArea = minRegionArea
+        return MethodSettings.variant(variant, base: base) ?? base
     }
 }
-
-/// The four scores every eval reports, in a fixed order.
-let evaluatedMethods = ["clusters", "max-logit", "msp", "entropy"]
 
 /// Writes `object` as JSON to `path` ("-" for stdout).
 func writeJSON(_ object: [String: Any], to path: String) throws {
@@ -59,7 +80,7 @@ func writeJSON(_ object: [String: Any], to path: String) throws {
 
 func metricsTable(_ metrics: [String: DetectionMetrics], columns: [String] = ["AP", "FPR95", "AUROC"]) -> String {
     var lines = ["method        " + columns.map { $0.padding(toLength: 8, withPad: " ", startingAt: 0) }.joined()]
-    for name in evaluatedMethods {
+    for name in Evaluation.methods {
         guard let m = metrics[name] else { continue }
         let values = columns.map { column -> Double in
             switch column {
@@ -99,53 +120,41 @@ struct RoadAnomalyEval: AsyncParsableCommand {
     func run() async throws {
         let dataset = try RoadAnomalyDataset(folder: folder)
         let (model, size) = try await modelOptions.load()
-        let analyzer = try FrameAnalyzer(model: model, width: size.width, height: size.height, settings: method.settings)
-        let pool = PixelPool(methods: evaluatedMethods)
-        var perImage: [String: Any] = [:]
+        let settings = method.settings
         let progress = Progress(total: dataset.items.count, unit: "images", quiet: quiet)
-        for item in dataset.items {
-            let picture = try StillImage.readRGB(item.image)
-            let labels = try StillImage.readGray8(item.labels)
-            guard labels.width == picture.width, labels.height == picture.height else {
-                throw RoadwatchError("label file '\(item.labels)' is \(labels.width)x\(labels.height), its image is \(picture.width)x\(picture.height)")
-            }
-            let result = analyzer.analyze(rgb: picture.samples, width: picture.width, height: picture.height, warm: false)
-            let maps = scoreMaps(result, model: model, settings: analyzer.threshold.settings, width: picture.width, height: picture.height)
-            pool.add(labels: labels.samples, scores: maps)
-            let single = PixelPool(methods: evaluatedMethods)
-            single.add(labels: labels.samples, scores: maps)
-            var entry: [String: Any] = single.metrics().mapValues { $0.ap.isNaN ? NSNull() as Any : $0.ap as Any }
-            entry["cluster_confidence"] = result.analysis.clusterings[0].confidence.sorted()
-            entry["kmeans_iterations"] = result.analysis.clusterings[0].kmeans.iterations
-            entry["kmeans_inertia"] = result.analysis.clusterings[0].kmeans.inertia
-            perImage[item.name] = entry
-            progress.advance(note: item.name)
+        let result = try await ImageEvaluation.run(dataset, model: model, size: size, settings: settings) { image in
+            progress.advance(note: image.name)
         }
         progress.finish()
-        let metrics = pool.metrics()
-        let seconds = progress.elapsed
-        print("RoadAnomaly: \(dataset.items.count) images at \(size) (\(model.descriptor.name), K=\(method.settings.clusterCounts.map(String.init).joined(separator: "+")), \(method.variant), tau \(method.tau)); \(pool.count) pixels")
+        let metrics = result.metrics
+        let seconds = result.seconds
+        print("RoadAnomaly: \(dataset.items.count) images at \(size) (\(model.descriptor.name), K=\(settings.clusterCounts.map(String.init).joined(separator: "+")), \(method.variant), tau \(method.tau)); \(result.pixels) pixels")
         print(metricsTable(metrics))
         print(String(format: "%.2f s per image", seconds / Double(dataset.items.count)))
         if let json {
             var methods: [String: Any] = [:]
             for (name, m) in metrics { methods[name] = ["AP": m.ap, "FPR95": m.fpr95, "AUROC": m.auroc] }
+            var perImage: [String: Any] = [:]
+            for image in result.images {
+                var entry: [String: Any] = image.ap.mapValues { $0.isNaN ? NSNull() as Any : $0 as Any }
+                entry["cluster_confidence"] = image.clusterConfidence
+                entry["kmeans_iterations"] = image.iterations
+                entry["kmeans_inertia"] = image.inertia
+                perImage[image.name] = entry
+            }
             try writeJSON([
                 "dataset": "road-anomaly", "images": dataset.items.count, "size": [size.width, size.height],
                 "model": model.descriptor.name, "variant": method.variant, "k": method.k, "tau": method.tau,
-                "pixels": pool.count, "seconds_per_image": seconds / Double(dataset.items.count),
-                "methods": methods, "per_image": perImage,
+                "pixels": result.pixels, "seconds_per_image": seconds / Double(dataset.items.count),
+                "methods": methods, "per_image": perImage, "method": try settingsObject(settings),
             ], to: json)
         }
     }
 }
 
-/// The four score maps of one frame at the output size, in `evaluatedMethods` order.
-func scoreMaps(_ result: FrameResult, model: LoadedModel, settings: MethodSettings, width: Int, height: Int) -> [[Float]] {
-    let baselines = ScoreMaps.baselines(logits: result.logits, classes: model.descriptor.inDistributionClasses, width: width, height: height)
-    let clusters = ScoreMaps.clusters(result.analysis, variant: settings.score, width: width, height: height,
-                                      negativeMaxLogit: baselines.maxLogit)
-    return [clusters, baselines.maxLogit, baselines.msp, baselines.entropy]
+/// The method's settings as a JSON object, for the eval outputs.
+func settingsObject(_ settings: MethodSettings) throws -> Any {
+    try JSONSerialization.jsonObject(with: try JSONEncoder().encode(settings))
 }
 
 struct VideoEval: AsyncParsableCommand {
@@ -188,77 +197,27 @@ struct VideoEval: AsyncParsableCommand {
     func run() async throws {
         let (model, size) = try await modelOptions.load()
         let settings = method.settings
-        let analyzer = try FrameAnalyzer(model: model, width: size.width, height: size.height, settings: settings)
-        let cold = KMeans(clusters: settings.clusterCounts[0], maxIterations: settings.maxIterations,
-                          tolerance: settings.tolerance, seed: settings.seed)
-        let source = try await VideoSource.open(video, options: InputOptions(onWarning: { Console.warning($0) }))
-        // Fail before any work when the container says how many frames there are and a mask is missing.
-        if let frames = source.info.frameCount {
-            for index in stride(from: 0, to: frames, by: every) {
-                let path = URL(fileURLWithPath: masks).appendingPathComponent(String(format: "%05d.png", index)).path
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw RoadwatchError("mask '\(path)' for frame \(index) is missing")
-                }
-            }
-        }
-        let pool = PixelPool(methods: evaluatedMethods)
-        var warmIterations: [Int] = [], coldIterations: [Int] = [], inertiaRatios: [Double] = []
-        var firstIterations: Int?
-        var cleanFlagged = 0, cleanPixels = 0, cleanFrames = 0, scored = 0
-        let progress = Progress(total: source.info.frameCount.map { ($0 + every - 1) / every }, unit: "frames", quiet: quiet)
-        for try await frame in source where frame.index % every == 0 {
-            let maskPath = URL(fileURLWithPath: masks).appendingPathComponent(String(format: "%05d.png", frame.index)).path
-            guard FileManager.default.fileExists(atPath: maskPath) else {
-                throw RoadwatchError("mask '\(maskPath)' for frame \(frame.index) is missing")
-            }
-            let mask = try StillImage.readGray8(maskPath)
-            let image = frame.image
-            guard mask.width == image.width, mask.height == image.height else {
-                throw RoadwatchError("mask '\(maskPath)' is \(mask.width)x\(mask.height), the video is \(image.width)x\(image.height)")
-            }
-            let result = analyzer.analyze(rgb: image.samples, width: image.width, height: image.height, warm: true)
-            let kmeans = result.analysis.clusterings[0].kmeans
-            if kmeans.warm {
-                warmIterations.append(kmeans.iterations)
-                let reference = cold.run(FeatureVectors.normalized(result.features))
-                coldIterations.append(reference.iterations)
-                inertiaRatios.append(kmeans.inertia / max(reference.inertia, 1e-12))
-            } else if firstIterations == nil {
-                firstIterations = kmeans.iterations
-            }
-            pool.add(labels: mask.samples, scores: scoreMaps(result, model: model, settings: settings, width: image.width, height: image.height))
-            if !mask.samples.contains(GroundTruth.anomaly) {
-                let flagged = ScoreMaps.upsample(result.analysis.oodCells.map { $0 ? 1 : 0 }, gridWidth: result.analysis.gridWidth,
-                                                 gridHeight: result.analysis.gridHeight, width: image.width, height: image.height, bilinear: false)
-                cleanFlagged += flagged.filter { $0 > 0.5 }.count
-                cleanPixels += flagged.count
-                cleanFrames += 1
-            }
-            scored += 1
-            progress.advance()
-        }
+        let total = try await VideoSource.open(video).info.frameCount.map { ($0 + every - 1) / every }
+        let progress = Progress(total: total, unit: "frames", quiet: quiet)
+        let r = try await VideoEvaluation.run(video: video, masks: masks, every: every, model: model, size: size,
+                                              settings: settings, onWarning: { Console.warning($0) }) { _ in progress.advance() }
         progress.finish()
-        guard scored > 0 else { throw RoadwatchError("'\(video)' has no frames to score") }
-        let metrics = pool.metrics()
-        let falseAlarms = cleanPixels > 0 ? Double(cleanFlagged) / Double(cleanPixels) : 0
-        func mean<T: BinaryInteger>(_ xs: [T]) -> Double { xs.isEmpty ? .nan : Double(xs.reduce(0, +)) / Double(xs.count) }
-        let ratio = inertiaRatios.isEmpty ? Double.nan : inertiaRatios.reduce(0, +) / Double(inertiaRatios.count)
-        print("\(video): \(scored) frames at \(size) (\(model.descriptor.name), K=\(method.k), every \(every)); \(pool.count) pixels")
-        print(metricsTable(metrics, columns: ["AP", "FPR95"]))
-        print(String(format: "false alarms on %d clean frames: %.3f%% of pixels flagged at tau %.3f", cleanFrames, 100 * falseAlarms, method.tau))
+        print("\(video): \(r.frames) frames at \(size) (\(model.descriptor.name), K=\(method.k), every \(every)); \(r.pixels) pixels")
+        print(metricsTable(r.metrics, columns: ["AP", "FPR95"]))
+        print(String(format: "false alarms on %d clean frames: %.3f%% of pixels flagged at tau %.3f", r.cleanFrames, 100 * r.cleanFalseAlarmFraction, method.tau))
         print(String(format: "K-Means iterations: first frame %d, warm %.2f, cold k-means++ on the same frames %.2f; warm/cold inertia %.4f",
-                     firstIterations ?? 0, mean(warmIterations), mean(coldIterations), ratio))
-        print(String(format: "%.2f s per frame", progress.elapsed / Double(scored)))
+                     r.firstIterations, r.warmIterations, r.coldIterations, r.inertiaRatio))
+        print(String(format: "%.2f s per frame", r.seconds / Double(r.frames)))
         if let json {
             var methods: [String: Any] = [:]
-            for (name, m) in metrics { methods[name] = ["AP": m.ap, "FPR95": m.fpr95] }
+            for (name, m) in r.metrics { methods[name] = ["AP": m.ap, "FPR95": m.fpr95] }
             func number(_ x: Double) -> Any { x.isNaN ? NSNull() : x }
             try writeJSON([
-                "video": video, "frames": scored, "every": every, "size": [size.width, size.height],
-                "model": model.descriptor.name, "methods": methods,
-                "clean_frames": cleanFrames, "clean_false_alarm_fraction": falseAlarms,
-                "kmeans": ["first_iterations": firstIterations ?? 0, "warm_iterations": number(mean(warmIterations)),
-                           "cold_iterations": number(mean(coldIterations)), "inertia_ratio": number(ratio)],
+                "video": video, "frames": r.frames, "every": every, "size": [size.width, size.height],
+                "model": model.descriptor.name, "methods": methods, "method": try settingsObject(settings),
+                "clean_frames": r.cleanFrames, "clean_false_alarm_fraction": r.cleanFalseAlarmFraction,
+                "kmeans": ["first_iterations": r.firstIterations, "warm_iterations": number(r.warmIterations),
+                           "cold_iterations": number(r.coldIterations), "inertia_ratio": number(r.inertiaRatio)],
             ], to: json)
         }
     }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Models
 import Overlay
+import Monitoring
 import Pipeline
 import Tensors
 import VideoIO
@@ -27,9 +28,6 @@ struct MonitorOptions: ParsableArguments {
     @Flag(help: "Write a fragmented MP4 (playable up to the last fragment even after a hard kill).")
     var fragmented = false
 
-    @Option(help: "Regions smaller than this many frame pixels are not reported.")
-    var minRegionArea = 256
-
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
@@ -37,174 +35,76 @@ struct MonitorOptions: ParsableArguments {
 
     func validate() throws {
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0...51, got \(crf)") }
-        guard minRegionArea >= 0 else { throw ValidationError("--min-region-area must not be negative") }
     }
 }
 
 extension OverlayMode: ExpressibleByArgument {}
 
-/// Fails before any work when `path` cannot be created or written.
-func checkWritable(_ path: String, what: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let folder = url.deletingLastPathComponent().path
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-        guard !isDirectory.boolValue else { throw RoadwatchError("\(what) '\(path)' is a directory") }
-        guard FileManager.default.isWritableFile(atPath: path) else { throw RoadwatchError("\(what) '\(path)' is not writable") }
-        return
-    }
-    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw RoadwatchError("cannot write \(what) '\(path)': folder '\(folder)' does not exist")
-    }
-    guard FileManager.default.isWritableFile(atPath: folder) else {
-        throw RoadwatchError("cannot write \(what) '\(path)': folder '\(folder)' is not writable")
+extension MonitorOptions {
+    /// The outputs these flags ask for, with `video` as the annotated video.
+    func outputs(video: String?, segmentSeconds: Double?) -> JobOutputs {
+        var outputs = JobOutputs(video: video, events: eventsPath, masks: maskDir, segmentSeconds: segmentSeconds)
+        outputs.crf = crf
+        outputs.preset = preset
+        outputs.fragmented = fragmented
+        return outputs
     }
 }
 
-/// One event line per frame.
-struct FrameEvent: Encodable {
-    struct KMeansInfo: Encodable {
-        var iterations: Int
-        var warm: Bool
-        var reseeded: Bool
-        var inertia: Double
-    }
-
-    struct Region: Encodable {
-        var id: Int
-        var box: [Int]
-        var area: Int
-        var score: Double
-    }
-
-    struct Cluster: Encodable {
-        var confidence: Double
-        var ood: Bool
-        var cells: Int
-    }
-
-    var frame: Int
-    var t: Double
-    var anomaly_fraction: Double
-    var kmeans: KMeansInfo
-    var regions: [Region]
-    /// The first clustering's clusters: smoothed confidence, decision, size in grid cells.
-    var clusters: [Cluster]
-    /// Decoded to written, so far (the sink fills it in).
-    var latency_ms: Double?
-    /// Frames a live reader skipped up to this one.
-    var dropped: Int
-
-    init(_ work: FrameWork) {
-        dropped = work.frame.droppedBefore
-        frame = work.frame.index
-        t = (work.frame.time * 1e6).rounded() / 1e6
-        let mask = work.mask ?? []
-        anomaly_fraction = Double(mask.filter { $0 }.count) / Double(max(1, mask.count))
-        let k = work.clusterings.first
-        kmeans = KMeansInfo(iterations: k?.iterations ?? 0, warm: k?.warm ?? false, reseeded: k?.reseeded ?? false,
-                            inertia: k?.inertia ?? 0)
-        if let primary = work.analysis?.clusterings.first {
-            var sizes = [Int](repeating: 0, count: primary.confidence.count)
-            for label in primary.kmeans.labels { sizes[Int(label)] += 1 }
-            clusters = primary.confidence.indices.map {
-                Cluster(confidence: primary.confidence[$0].isFinite ? (primary.confidence[$0] * 1000).rounded() / 1000 : 0,
-                        ood: primary.outOfDistribution[$0], cells: sizes[$0])
-            }
-        } else {
-            clusters = []
-        }
-        regions = work.regions.map {
-            Region(id: $0.id, box: $0.region.box, area: $0.region.area, score: (-$0.region.score * 1000).rounded() / 1000)
-        }
-    }
-}
-
-/// The monitor for `model` at `size` with the method and overlay the options ask for.
+/// The monitor for `model` at `size` with the method and overlay the options ask for; `--threads` overrides
+/// the thread policy (one compute thread per stage).
 func makeMonitor(model: LoadedModel, size: FrameSize, modelOptions: ModelOptions, options: MonitorOptions) throws -> Monitor {
-    // The stages run in parallel: one compute thread each uses the cores better than two threads per stage
-    // (bench pipeline: 2.58 against 2.21 frames/s at 1024x512 on 2 cores).
-    if modelOptions.threads == nil { ComputeThreads.set(1) }
-    var settings = options.method.settings
-    settings.tau = options.method.tau
-    return try Monitor(model: model, configuration: Monitor.Configuration(
-        width: size.width, height: size.height, settings: settings, overlay: options.overlay,
-        minimumRegionArea: options.minRegionArea))
+    try Monitor(model: model, configuration: Monitor.Configuration(
+        size: size, settings: options.method.settings, overlay: options.overlay, computeThreads: modelOptions.threads))
 }
 
 /// Runs the monitor from `input` to `output` with the sinks the options ask for; returns the exit status.
 func runMonitor(input: String, output: String, modelOptions: ModelOptions, options: MonitorOptions,
                 source sourceOptions: SourceOptions) async throws -> Int32 {
-    if URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath()
-        == URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath() {
-        throw RoadwatchError("output '\(output)' is the input: choose another file")
-    }
-    if output != "-" {
-        if sourceOptions.segmentTime != nil {
-            try checkWritable(VideoOutput.segmentName(output, index: 0), what: "output")
-        } else {
-            try checkWritable(output, what: "output")
-        }
-    }
-    if let events = options.eventsPath { try checkWritable(events, what: "events file") }
-    if let summary = sourceOptions.summaryJson { try checkWritable(summary, what: "summary file") }
-    if let dir = options.maskDir { try makeFolder(dir, what: "mask folder") }
-    let live = sourceOptions.isLive(input)
-    func openFeed() async throws -> FrameFeed {
-        try await FrameFeed.open(input, options: sourceOptions.inputOptions(for: input),
-                                 policy: sourceOptions.policy(for: input), onEvent: SourceOptions.report)
-    }
+    let outputs = options.outputs(video: output, segmentSeconds: sourceOptions.segmentTime)
+    try outputs.check(input: input)
+    if let summary = sourceOptions.summaryJson { try OutputChecks.writable(summary, what: "summary file") }
+    let source = sourceOptions.source(for: input)
     // A file is opened first, so a bad one fails before the model loads. A live source is opened last:
     // whatever it sends while the model loads would only be a backlog of stale frames to drop.
-    let early = live ? nil : try await openFeed()
+    let early = source.live ? nil : try await source.open(onEvent: SourceOptions.report)
     let (model, size) = try await modelOptions.load()
     let feed: FrameFeed
-    if let early { feed = early } else { feed = try await openFeed() }
+    if let early { feed = early } else { feed = try await source.open(onEvent: SourceOptions.report) }
     let monitor = try makeMonitor(model: model, size: size, modelOptions: modelOptions, options: options)
     let control = RunControl(monitor: monitor)
     let trap = SignalTrap { control.stop() }
-    if live { Console.info("live: reading the newest frame; frames the pipeline cannot keep up with are dropped") }
-    let outcome = try await MonitorJob(monitor: monitor, options: options).process(
-        feed, live: live, to: JobOutputs(video: output, events: options.eventsPath, masks: options.maskDir,
-                                         segmentSeconds: sourceOptions.segmentTime), control: control)
-    let summary = outcome.summary
-    let report = RunSummary(input: input, outcome: outcome, interrupted: trap.signal != nil)
-    if let path = sourceOptions.summaryJson { try writeCodable(report, to: path) }
-    let names = StageTimings.names
-    let stages = zip(names, summary.stageSeconds).map { "\($0) \(String(format: "%.1f", $1 * 1000)) ms" }.joined(separator: ", ")
-    let written = outcome.files.count > 1 ? "\(outcome.files.count) files \(outcome.files[0]) ... \(outcome.files.last!)" : output
-    print("wrote \(written): \(summary.frames) frames in \(String(format: "%.1f", summary.seconds)) s (\(String(format: "%.2f", summary.framesPerSecond)) fps), \(summary.anomalyFrames) with anomalies")
-    print("per frame: \(stages)")
-    print("latency (decoded to written): p50 \(report.latency_ms.p50) ms, p99 \(report.latency_ms.p99) ms; \(report.frames_in) frames in, \(report.frames_dropped) dropped, \(report.reconnects) reconnects")
-    print("K-Means: first frame \(summary.firstIterations) iterations, warm-started frames \(String(format: "%.2f", summary.meanWarmIterations)) on average, \(summary.reseeds) re-seeded")
+    if source.live { Console.info("live: reading the newest frame; frames the pipeline cannot keep up with are dropped") }
+    let progress = Progress(total: source.live ? nil : feed.info.frameCount, unit: "frames", quiet: options.quiet)
+    let live = source.live
+    var summary = try await MonitorJob(monitor: monitor).process(feed, live: live, to: outputs, control: control) { done in
+        progress.advance(note: live ? "dropped \(done.frame.droppedBefore)" : "")
+    }
+    progress.finish()
+    summary.interrupted = trap.signal != nil
+    if let path = sourceOptions.summaryJson { try JSONFile.write(summary, to: path) }
+    print(RunReport.lines(summary, output: output).joined(separator: "\n"))
     if let path = options.eventsPath { print("events: \(path)") }
     if let maskDir = options.maskDir { print("masks: \(maskDir)") }
     if let path = sourceOptions.summaryJson { print("summary: \(path)") }
     return trap.exitStatus ?? 0
 }
 
-/// Appends JSON lines to a file, one whole line per write.
-final class EventLog: @unchecked Sendable {
-    private let handle: FileHandle
-    let path: String
-
-    init(path: String) throws {
-        self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-            throw RoadwatchError("cannot create events file '\(path)'")
-        }
-        self.handle = handle
+/// The closing lines of a run.
+enum RunReport {
+    static func lines(_ summary: RunSummary, output: String) -> [String] {
+        let stages = zip(StageTimings.names, summary.stageSeconds).map { "\($0) \(String(format: "%.1f", $1 * 1000)) ms" }
+            .joined(separator: ", ")
+        let files = summary.outputs
+        let written = files.count > 1 ? "\(files.count) files \(files[0]) ... \(files.last!)" : output
+        func ms(_ p: Double) -> String { String(format: "%.1f", summary.latency(percentile: p) * 1000) }
+        return [
+            "wrote \(written): \(summary.frames) frames in \(String(format: "%.1f", summary.seconds)) s (\(String(format: "%.2f", summary.framesPerSecond)) fps), \(summary.anomalyFrames) with anomalies",
+            "per frame: \(stages)",
+            "latency (decoded to written): p50 \(ms(50)) ms, p99 \(ms(99)) ms; \(summary.framesIn) frames in, \(summary.framesDropped) dropped, \(summary.reconnects) reconnects",
+            "K-Means: first frame \(summary.firstIterations) iterations, warm-started frames \(String(format: "%.2f", summary.meanWarmIterations)) on average, \(summary.reseeds) re-seeded",
+        ]
     }
-
-    func append(_ line: String) throws {
-        do {
-            try handle.write(contentsOf: Data((line + "\n").utf8))
-        } catch {
-            throw RoadwatchError("cannot write events file '\(path)': \(error.localizedDescription)")
-        }
-    }
-
-    func close() throws { try handle.close() }
 }
 
 /// `roadwatch run`: the monitor on a file or stream, with an annotated video out.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Monitoring
 import Pipeline
 import VideoIO
 
@@ -50,34 +51,28 @@ struct SourceOptions: ParsableArguments {
         if let maxFrames, maxFrames < 1 { throw ValidationError("--max-frames must be at least 1") }
     }
 
-    /// Cameras and network streams are live; files, pipes and images are not.
-    static func isLiveSource(_ input: String) -> Bool {
-        if input.hasPrefix("/dev/video") { return true }
-        guard let scheme = input.range(of: "://").map({ input[..<$0.lowerBound].lowercased() }) else { return false }
-        return ["v4l2", "rtsp", "rtsps", "rtmp", "rtmps", "tcp", "udp", "rtp", "srt", "http", "https"].contains(scheme)
-    }
+    func isLive(_ input: String) -> Bool { live ?? MonitorSource.isLiveURL(input) }
 
-    func isLive(_ input: String) -> Bool { live ?? Self.isLiveSource(input) }
-
-    func inputOptions(for input: String) -> InputOptions {
+    /// The flags mapped onto the source's options and policy.
+    func source(for input: String) -> MonitorSource {
+        var source = MonitorSource.defaults(for: input)
+        source.live = isLive(input)
         var device: [String: String] = [:]
         if let videoSize { device["video_size"] = videoSize }
         if let framerate { device["framerate"] = framerate }
         if let inputFormat { device["input_format"] = inputFormat }
         if let rtspTransport { device["rtsp_transport"] = rtspTransport }
-        // Frame threading holds several frames back inside the decoder: throughput for files, latency live.
-        return InputOptions(formatOptions: device, openTimeout: timeout, readTimeout: timeout, decoderThreads: 1,
-                            frameThreading: !isLive(input), onWarning: { Console.warning($0) })
-    }
-
-    func policy(for input: String) -> FrameFeed.Policy {
-        let live = isLive(input)
-        var policy = FrameFeed.Policy(reconnectMax: reconnectMax ?? (Self.isLiveSource(input) ? nil : 0))
-        policy.retryFirstOpen = reconnectMax != nil && reconnectMax! > 0
-        policy.wallClockTimestamps = live
-        policy.maxFrames = maxFrames
-        policy.duration = duration
-        return policy
+        source.options.formatOptions = device
+        source.options.openTimeout = timeout
+        source.options.readTimeout = timeout
+        source.options.frameThreading = !source.live
+        source.options.onWarning = { Console.warning($0) }
+        if let reconnectMax { source.policy.reconnectMax = reconnectMax }
+        source.policy.retryFirstOpen = reconnectMax != nil && reconnectMax! > 0
+        source.policy.wallClockTimestamps = source.live
+        source.policy.maxFrames = maxFrames
+        source.policy.duration = duration
+        return source
     }
 
     /// Says each reconnect attempt on stderr.

@@ -72,7 +72,7 @@ struct KMeansTests {
 
     @Test("warm-started frames need fewer iterations; a scene cut falls back to k-means++")
     func warmStream() {
-        let stream = WarmStartKMeans(kmeans: KMeans(clusters: 5, seed: 0))
+        var stream = WarmStartKMeans(kmeans: KMeans(clusters: 5, seed: 0))
         let first = stream.cluster(blobs(seed: 11))
         #expect(!first.warm)
         let second = stream.cluster(blobs(seed: 11))

@@ -35,14 +35,15 @@ struct MonitorTests {
     @Test("every frame comes out once, in order, whatever each stage's delay")
     func orderAndCompleteness() async throws {
         let model = try await ModelLoader.load(ModelRegistry.defaultName)
-        var configuration = Monitor.Configuration(width: 64, height: 64)
+        var configuration = Monitor.Configuration(size: FrameSize(width: 64, height: 64))
         configuration.afterStage = { _, _ in
             try? await Task.sleep(for: .milliseconds(Int.random(in: 0...15)))
         }
         let monitor = try Monitor(model: model, configuration: configuration)
         let seen = Mutex<[Int]>([])
         let summary = try await monitor.run(NumberedFrames(count: 40)) { work in
-            #expect(work.annotated?.width == 96 && work.annotated?.height == 64)
+            #expect(work.annotated.width == 96 && work.annotated.height == 64)
+            #expect(work.mask.count == 96 * 64)
             #expect(work.frame.pts == Int64(work.frame.index) * 2)
             seen.withLock { $0.append(work.frame.index) }
         }
@@ -53,7 +54,7 @@ struct MonitorTests {
     @Test("stop() ends the run after the frames already read, and they all come out")
     func stopDrains() async throws {
         let model = try await ModelLoader.load(ModelRegistry.defaultName)
-        let monitor = try Monitor(model: model, configuration: Monitor.Configuration(width: 64, height: 64))
+        let monitor = try Monitor(model: model, configuration: Monitor.Configuration(size: FrameSize(width: 64, height: 64)))
         let seen = Mutex<[Int]>([])
         _ = try await monitor.run(NumberedFrames(count: 500)) { work in
             let count = seen.withLock { $0.append(work.frame.index); return $0.count }
@@ -75,8 +76,15 @@ struct OverlayTests {
                                                    RegionMark(box: [100, 100, 5, 5], score: 1, trackID: 8)],
                                          hud: ["A LONG HUD LINE WIDER THAN THE FRAME"])
         let drawn = AnomalyOverlay.draw(annotation, on: image)
-        #expect(drawn.width == 20 && drawn.height == 10)
-        #expect(drawn.samples != image.samples)
+        #expect(drawn.width == 20 && drawn.height == 10 && drawn.samples.count == 20 * 10 * 3)
+        func pixel(_ x: Int, _ y: Int) -> [UInt8] { Array(drawn.samples[(y * 20 + x) * 3..<(y * 20 + x) * 3 + 3]) }
+        // The mask covers the frame: its outline runs along the frame's edge (bottom-left, clear of the HUD).
+        #expect(pixel(0, 9) == [255, 40, 40])
+        // The box that starts inside the frame and runs out of it is stroked amber where it is inside.
+        #expect(pixel(15, 5) == [255, 200, 0])
+        // Inside the mask, away from outline, box and HUD: the heat tint only (red up from 50, blue down).
+        let inner = pixel(3, 3)
+        #expect(inner[0] > 150 && inner[2] < 50)
     }
 
     @Test("heat turns pixels warm where it is high and leaves them alone where it is zero")

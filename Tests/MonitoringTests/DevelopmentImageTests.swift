@@ -1,10 +1,13 @@
 import Anomaly
+import AsyncAlgorithms
 import Foundation
 import Models
+import Synchronization
 import Testing
 import TestKit
 import VideoIO
-@testable import Pipeline
+import Monitoring
+import Pipeline
 
 @Suite("The method on a development image")
 struct DevelopmentImageTests {
@@ -19,14 +22,20 @@ struct DevelopmentImageTests {
         let picture = try StillImage.readRGB("\(frames)/\(name).jpg")
         let labels = try StillImage.readGray8("\(frames)/\(name).labels/labels_semantic.png")
         let model = try await ModelLoader.load(ModelRegistry.defaultName)
-        let analyzer = try FrameAnalyzer(model: model, width: 1024, height: 512)
-        let result = analyzer.analyze(rgb: picture.samples, width: picture.width, height: picture.height, warm: false)
-        #expect(result.analysis.gridWidth == 64 && result.analysis.gridHeight == 32)
+        // The image through the monitor's stages, as eval road-anomaly runs it: its own scene, tensors kept.
+        let monitor = try Evaluation.monitor(model: model, size: FrameSize(width: 1024, height: 512), settings: .default,
+                                             independentFrames: true)
+        let frame = VideoFrame(index: 0, pts: 0, timeBase: Rational(1, 1),
+                               sourceSize: FrameSize(width: picture.width, height: picture.height), image: picture)
+        let results = Mutex<[MonitoredFrame]>([])
+        _ = try await monitor.runSequentially([frame].async) { done in results.withLock { $0.append(done) } }
+        let done = try #require(results.withLock { $0.first })
+        #expect(done.analysis.gridWidth == 64 && done.analysis.gridHeight == 32)
+        #expect(!done.kmeans.warm)
 
-        let baselines = ScoreMaps.baselines(logits: result.logits, classes: 19, width: picture.width, height: picture.height)
-        let clusters = ScoreMaps.clusters(result.analysis, variant: .d2b, width: picture.width, height: picture.height)
+        let maps = Evaluation.scoreMaps(done, classes: 19, settings: .default)
         let pool = PixelPool(methods: ["clusters", "max-logit"])
-        pool.add(labels: labels.samples, scores: [clusters, baselines.maxLogit])
+        pool.add(labels: labels.samples, scores: [maps[0], maps[1]])
         let metrics = pool.metrics()
         let maxLogitAP = 100 * (try #require(metrics["max-logit"]).ap)
         let clustersAP = 100 * (try #require(metrics["clusters"]).ap)

@@ -1,26 +1,31 @@
 import Foundation
 
 /// One input of a batch and the relative name its outputs take under the output folder.
-struct BatchItem: Sendable, Equatable {
+public struct BatchItem: Sendable, Equatable {
     /// A path or URL, as the monitor opens it.
-    var input: String
+    public var input: String
     /// Relative path of the outputs without extension (`car1/2026-03-01_1200`); unique within a batch.
-    var key: String
+    public var key: String
+
+    public init(input: String, key: String) {
+        self.input = input
+        self.key = key
+    }
 }
 
 /// Turns batch arguments — files, folders, manifests, URLs — into a sorted list of items.
-enum BatchInputs {
-    static let videoExtensions: Set<String> = [
+public enum BatchInputs {
+    public static let videoExtensions: Set<String> = [
         "mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "mts", "m2ts", "flv", "mpg", "mpeg", "3gp", "wmv", "h264", "264",
         "hevc", "h265",
     ]
     /// A file with one of these extensions lists inputs, one path or URL per line (`#` starts a comment).
-    static let manifestExtensions: Set<String> = ["txt", "list", "lst", "manifest"]
+    public static let manifestExtensions: Set<String> = ["txt", "list", "lst", "manifest"]
 
-    static func isURL(_ text: String) -> Bool { text.contains("://") }
+    public static func isURL(_ text: String) -> Bool { text.contains("://") }
 
     /// Every input, sorted by key; fails on an input that does not exist or two inputs that would share outputs.
-    static func collect(_ arguments: [String]) throws -> [BatchItem] {
+    public static func collect(_ arguments: [String]) throws -> [BatchItem] {
         var items: [BatchItem] = []
         for argument in arguments {
             items += try expand(argument, manifestFolder: nil, fromManifest: nil)
@@ -31,7 +36,7 @@ enum BatchInputs {
         for item in items {
             if let other = seen[item.key] {
                 if other == item.input { continue }  // the same file named twice
-                throw RoadwatchError("inputs '\(other)' and '\(item.input)' would both write outputs named '\(item.key)': rename one or run them in separate batches")
+                throw JobError("inputs '\(other)' and '\(item.input)' would both write outputs named '\(item.key)': rename one or run them in separate batches")
             }
             seen[item.key] = item.input
             unique.append(item)
@@ -46,7 +51,7 @@ enum BatchInputs {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             let origin = fromManifest.map { " (listed in \($0))" } ?? ""
-            throw RoadwatchError("input '\(argument)'\(origin) does not exist")
+            throw JobError("input '\(argument)'\(origin) does not exist")
         }
         if isDirectory.boolValue { return try folder(path) }
         let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
@@ -60,7 +65,7 @@ enum BatchInputs {
         let rootURL = URL(fileURLWithPath: root).standardizedFileURL
         guard let walker = FileManager.default.enumerator(at: rootURL, includingPropertiesForKeys: [.isRegularFileKey],
                                                            options: [.skipsHiddenFiles]) else {
-            throw RoadwatchError("cannot read folder '\(root)'")
+            throw JobError("cannot read folder '\(root)'")
         }
         var items: [BatchItem] = []
         let prefix = rootURL.path.hasSuffix("/") ? rootURL.path : rootURL.path + "/"
@@ -76,7 +81,7 @@ enum BatchInputs {
 
     private static func manifest(_ path: String) throws -> [BatchItem] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw RoadwatchError("cannot read manifest '\(path)' as UTF-8 text")
+            throw JobError("cannot read manifest '\(path)' as UTF-8 text")
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var items: [BatchItem] = []
@@ -118,46 +123,51 @@ enum BatchInputs {
 }
 
 /// Which part of the sorted inputs this process takes.
-struct Shard: Equatable, CustomStringConvertible {
-    var index: Int
-    var count: Int
+public struct Shard: Equatable, Sendable, CustomStringConvertible {
+    public var index: Int
+    public var count: Int
 
-    var description: String { "\(index)/\(count)" }
+    public init(index: Int, count: Int) {
+        self.index = index
+        self.count = count
+    }
 
-    func contains(position: Int) -> Bool { position % count == index }
+    public var description: String { "\(index)/\(count)" }
+
+    public func contains(position: Int) -> Bool { position % count == index }
 
     /// `--shard I/N`, or the scheduler's environment: a Slurm job array (`SLURM_ARRAY_TASK_ID` counted from
     /// `SLURM_ARRAY_TASK_MIN`, `SLURM_ARRAY_TASK_COUNT` or `--shards`) or a Kubernetes Indexed Job
     /// (`JOB_COMPLETION_INDEX` with `--shards`). `nil`: the whole list.
-    static func select(option: String?, shards: Int?, environment: [String: String]) throws -> Shard? {
+    public static func select(option: String?, shards: Int?, environment: [String: String]) throws -> Shard? {
         if let option {
             let parts = option.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, (0..<n).contains(i) else {
-                throw RoadwatchError("--shard must be I/N with 0 <= I < N, e.g. 0/4, got '\(option)'")
+                throw JobError("--shard must be I/N with 0 <= I < N, e.g. 0/4, got '\(option)'")
             }
             return Shard(index: i, count: n)
         }
         if let id = environment["SLURM_ARRAY_TASK_ID"].flatMap({ Int($0) }) {
             let first = environment["SLURM_ARRAY_TASK_MIN"].flatMap { Int($0) } ?? 0
             guard let n = shards ?? environment["SLURM_ARRAY_TASK_COUNT"].flatMap({ Int($0) }), n >= 1 else {
-                throw RoadwatchError("SLURM_ARRAY_TASK_ID is set but not SLURM_ARRAY_TASK_COUNT: give --shards N")
+                throw JobError("SLURM_ARRAY_TASK_ID is set but not SLURM_ARRAY_TASK_COUNT: give --shards N")
             }
             guard (0..<n).contains(id - first) else {
-                throw RoadwatchError("Slurm array task \(id) is outside \(first)...\(first + n - 1): the array and --shards disagree")
+                throw JobError("Slurm array task \(id) is outside \(first)...\(first + n - 1): the array and --shards disagree")
             }
             return Shard(index: id - first, count: n)
         }
         if let index = environment["JOB_COMPLETION_INDEX"].flatMap({ Int($0) }) {
             guard let n = shards, n >= 1 else {
-                throw RoadwatchError("JOB_COMPLETION_INDEX is set: give --shards N, the Job's completions")
+                throw JobError("JOB_COMPLETION_INDEX is set: give --shards N, the Job's completions")
             }
             guard (0..<n).contains(index) else {
-                throw RoadwatchError("JOB_COMPLETION_INDEX \(index) is not below --shards \(n)")
+                throw JobError("JOB_COMPLETION_INDEX \(index) is not below --shards \(n)")
             }
             return Shard(index: index, count: n)
         }
         if shards != nil {
-            throw RoadwatchError("--shards needs a scheduler index (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); use --shard I/N by hand")
+            throw JobError("--shards needs a scheduler index (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); use --shard I/N by hand")
         }
         return nil
     }

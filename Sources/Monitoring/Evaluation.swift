@@ -1,0 +1,193 @@
+import Anomaly
+import Foundation
+import Models
+import Pipeline
+import Synchronization
+import VideoIO
+
+/// Scoring the monitor's output against ground truth. Every evaluation runs the monitor's own stages, so it
+/// measures exactly what `run` ships (for video: the temporal smoothing and hysteresis included).
+public enum Evaluation {
+    /// The four scores every evaluation reports, in a fixed order.
+    public static let methods = ["clusters", "max-logit", "msp", "entropy"]
+
+    /// The monitor for evaluation: no overlay, the network's outputs kept for the baselines.
+    public static func monitor(model: LoadedModel, size: FrameSize, settings: MethodSettings,
+                               independentFrames: Bool) throws -> Monitor {
+        var configuration = Monitor.Configuration(size: size, settings: settings, overlay: .none)
+        configuration.keepsTensors = true
+        configuration.independentFrames = independentFrames
+        return try Monitor(model: model, configuration: configuration)
+    }
+
+    /// The score maps of one frame at its size, in `methods` order (higher = more anomalous).
+    public static func scoreMaps(_ done: MonitoredFrame, classes: Int, settings: MethodSettings) -> [[Float]] {
+        guard let kept = done.kept else { preconditionFailure("the monitor must keep its tensors for evaluation") }
+        let width = done.frame.image.width, height = done.frame.image.height
+        let baselines = ScoreMaps.baselines(logits: kept.logits, classes: classes, width: width, height: height)
+        let clusters = ScoreMaps.clusters(done.analysis, variant: settings.score, width: width, height: height,
+                                          negativeMaxLogit: baselines.maxLogit)
+        return [clusters, baselines.maxLogit, baselines.msp, baselines.entropy]
+    }
+}
+
+/// Images of a RoadAnomaly folder as frames, read one at a time.
+struct DatasetFrames: AsyncSequence, Sendable {
+    let items: [RoadAnomalyDataset.Item]
+
+    struct Iterator: AsyncIteratorProtocol {
+        let items: [RoadAnomalyDataset.Item]
+        var index = 0
+        mutating func next() async throws -> VideoFrame? {
+            guard index < items.count else { return nil }
+            defer { index += 1 }
+            let picture = try StillImage.readRGB(items[index].image)
+            return VideoFrame(index: index, pts: Int64(index), timeBase: Rational(1, 1),
+                              sourceSize: FrameSize(width: picture.width, height: picture.height), image: picture)
+        }
+    }
+
+    func makeAsyncIterator() -> Iterator { Iterator(items: items) }
+}
+
+/// `eval road-anomaly`: every image through the monitor as its own scene (k-means++ with the fixed seed, no
+/// temporal history), pixels pooled over the images.
+public enum ImageEvaluation {
+    public struct ImageResult: Sendable {
+        public var name: String
+        /// AP of each method on this image alone (NaN without anomaly pixels).
+        public var ap: [String: Double]
+        public var clusterConfidence: [Double]
+        public var iterations: Int
+        public var inertia: Double
+    }
+
+    public struct Result: Sendable {
+        public var metrics: [String: DetectionMetrics]
+        public var pixels: Int
+        public var images: [ImageResult]
+        public var seconds: Double
+    }
+
+    public static func run(_ dataset: RoadAnomalyDataset, model: LoadedModel, size: FrameSize, settings: MethodSettings,
+                           onImage: @escaping @Sendable (ImageResult) -> Void = { _ in }) async throws -> Result {
+        let monitor = try Evaluation.monitor(model: model, size: size, settings: settings, independentFrames: true)
+        let pool = Mutex(PixelPool(methods: Evaluation.methods))
+        let results = Mutex<[ImageResult]>([])
+        let items = dataset.items
+        let classes = model.descriptor.inDistributionClasses
+        let started = ContinuousClock.now
+        _ = try await monitor.run(DatasetFrames(items: items)) { done in
+            let item = items[done.frame.index]
+            let labels = try StillImage.readGray8(item.labels)
+            let image = done.frame.image
+            guard labels.width == image.width, labels.height == image.height else {
+                throw JobError("label file '\(item.labels)' is \(labels.width)x\(labels.height), its image is \(image.width)x\(image.height)")
+            }
+            let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
+            pool.withLock { $0.add(labels: labels.samples, scores: maps) }
+            let single = PixelPool(methods: Evaluation.methods)
+            single.add(labels: labels.samples, scores: maps)
+            let primary = done.analysis.clusterings[0]
+            let result = ImageResult(name: item.name, ap: single.metrics().mapValues(\.ap),
+                                     clusterConfidence: primary.confidence.sorted(), iterations: primary.kmeans.iterations,
+                                     inertia: primary.kmeans.inertia)
+            results.withLock { $0.append(result) }
+            onImage(result)
+        }
+        return pool.withLock { pool in
+            Result(metrics: pool.metrics(), pixels: pool.count, images: results.withLock { $0 }, seconds: started.secondsSince)
+        }
+    }
+}
+
+/// `eval video`: a clip's frames through the monitor (every `every`-th, warm-started across them), scored
+/// against per-frame masks `MASKS/NNNNN.png`; K-Means warm against a cold k-means++ run on the same features.
+public enum VideoEvaluation {
+    public struct Result: Sendable {
+        public var frames: Int
+        public var metrics: [String: DetectionMetrics]
+        public var pixels: Int
+        public var cleanFrames: Int
+        /// Pixels flagged on frames whose mask has no anomaly, as a fraction of those frames' pixels.
+        public var cleanFalseAlarmFraction: Double
+        public var firstIterations: Int
+        public var warmIterations: Double
+        public var coldIterations: Double
+        public var inertiaRatio: Double
+        public var seconds: Double
+    }
+
+    public static func maskPath(_ masks: String, frame: Int) -> String {
+        URL(fileURLWithPath: masks).appendingPathComponent(String(format: "%05d.png", frame)).path
+    }
+
+    public static func run(video: String, masks: String, every: Int, model: LoadedModel, size: FrameSize,
+                           settings: MethodSettings, onWarning: @escaping @Sendable (String) -> Void = { _ in },
+                           onFrame: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> Result {
+        precondition(every >= 1)
+        let monitor = try Evaluation.monitor(model: model, size: size, settings: settings, independentFrames: false)
+        let cold = KMeans(clusters: settings.clusterCounts[0], maxIterations: settings.maxIterations,
+                          tolerance: settings.tolerance, seed: settings.seed)
+        let source = try await VideoSource.open(video, options: InputOptions(onWarning: onWarning))
+        // Fail before any work when the container says how many frames there are and a mask is missing.
+        if let frames = source.info.frameCount {
+            for index in stride(from: 0, to: frames, by: every) where !FileManager.default.fileExists(atPath: maskPath(masks, frame: index)) {
+                throw JobError("mask '\(maskPath(masks, frame: index))' for frame \(index) is missing")
+            }
+        }
+        struct Tally {
+            var warm: [Int] = [], cold: [Int] = [], ratios: [Double] = []
+            var first: Int?
+            var cleanFlagged = 0, cleanPixels = 0, cleanFrames = 0, scored = 0
+        }
+        let tally = Mutex(Tally())
+        let pool = Mutex(PixelPool(methods: Evaluation.methods))
+        let classes = model.descriptor.inDistributionClasses
+        let started = ContinuousClock.now
+        _ = try await monitor.run(source.filter { $0.index % every == 0 }) { done in
+            let path = maskPath(masks, frame: done.frame.index)
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw JobError("mask '\(path)' for frame \(done.frame.index) is missing")
+            }
+            let mask = try StillImage.readGray8(path)
+            let image = done.frame.image
+            guard mask.width == image.width, mask.height == image.height else {
+                throw JobError("mask '\(path)' is \(mask.width)x\(mask.height), the video is \(image.width)x\(image.height)")
+            }
+            let kmeans = done.kmeans
+            var reference: KMeansResult?
+            if kmeans.warm, let features = done.kept?.features { reference = cold.run(FeatureVectors.normalized(features)) }
+            let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
+            pool.withLock { $0.add(labels: mask.samples, scores: maps) }
+            let clean = !mask.samples.contains(GroundTruth.anomaly)
+            let flagged = clean ? done.mask.lazy.filter { $0 }.count : 0
+            tally.withLock { t in
+                if let reference {
+                    t.warm.append(kmeans.iterations)
+                    t.cold.append(reference.iterations)
+                    t.ratios.append(kmeans.inertia / max(reference.inertia, 1e-12))
+                } else if !kmeans.warm && t.first == nil {
+                    t.first = kmeans.iterations
+                }
+                if clean {
+                    t.cleanFlagged += flagged
+                    t.cleanPixels += done.mask.count
+                    t.cleanFrames += 1
+                }
+                t.scored += 1
+            }
+            onFrame(done.frame.index)
+        }
+        let t = tally.withLock { $0 }
+        guard t.scored > 0 else { throw JobError("'\(video)' has no frames to score") }
+        func mean<T: BinaryInteger>(_ xs: [T]) -> Double { xs.isEmpty ? .nan : Double(xs.reduce(0, +)) / Double(xs.count) }
+        return pool.withLock { pool in
+            Result(frames: t.scored, metrics: pool.metrics(), pixels: pool.count, cleanFrames: t.cleanFrames,
+                   cleanFalseAlarmFraction: t.cleanPixels > 0 ? Double(t.cleanFlagged) / Double(t.cleanPixels) : 0,
+                   firstIterations: t.first ?? 0, warmIterations: mean(t.warm), coldIterations: mean(t.cold),
+                   inertiaRatio: t.ratios.isEmpty ? .nan : t.ratios.reduce(0, +) / Double(t.ratios.count),
+                   seconds: started.secondsSince)
+        }
+    }
+}
