@@ -39,7 +39,7 @@ public enum FeatureVectors {
         var rows = [Float](repeating: 0, count: n * c)
         rows.withUnsafeMutableBufferPointer { r in
             for ch in 0..<c {
-                let plane = features.channel(ch)
+                let plane = features.channelBuffer(ch)
                 for i in 0..<n { r[i * c + ch] = plane[i] }
             }
             for i in 0..<n {

@@ -33,16 +33,17 @@ public enum ScoreMaps {
         var maxLogit = [Float](repeating: 0, count: n)
         var msp = [Float](repeating: 0, count: n)
         var entropy = [Float](repeating: 0, count: n)
+        let planes = (0..<classes).map { resized.channelBuffer($0) }
         maxLogit.withUnsafeMutableBufferPointer { ml in
             msp.withUnsafeMutableBufferPointer { ms in
                 entropy.withUnsafeMutableBufferPointer { en in
                     ComputeThreads.forEach(n, minimumPerThread: 4096) { range in
                         for i in range {
                             var top = -Float.infinity
-                            for c in 0..<classes { top = max(top, resized.channel(c)[i]) }
+                            for c in 0..<classes { top = max(top, planes[c][i]) }
                             var sum = 0.0, weighted = 0.0
                             for c in 0..<classes {
-                                let shifted = Double(resized.channel(c)[i] - top)
+                                let shifted = Double(planes[c][i] - top)
                                 let e = exp(shifted)
                                 sum += e
                                 weighted += e * shifted

@@ -261,12 +261,9 @@ struct PyramidPool {
             let (bh, bw) = Self.branchSize(h, w, scale: scale)
             if scale > 1 {
                 // Upsampled straight into the zero-bordered input the 3x3 convolution reads.
-                let up = PaddedPlanes.bordered(channels: 10, height: bh, width: bw, pad: 1,
-                                               rowStride: stages[i].paddedRowStride(bw, outWidth: bw), arena: a,
-                                               name: "pyramid.b\(i).in")
-                Resize.bilinear(p, into: up, alignCorners: true)
                 let conv = a.tensor("pyramid.b\(i).out", [10, bh, bw])
-                stages[i].forward(padded: up, into: conv)
+                stages[i].forward(resizing: p, toHeight: bh, width: bw, alignCorners: true, into: conv, arena: a,
+                                  name: "pyramid.b\(i).in")
                 Pooling.adaptiveAverage(conv, into: part)
             } else if scale < 1 {
                 let down = a.tensor("pyramid.b\(i).in", [10, bh, bw])
@@ -280,12 +277,9 @@ struct PyramidPool {
         }
         // The concatenation's BN + PReLU and the channel shuffle happen while copying it into the merge
         // convolution's zero-bordered input.
-        let shuffled = PaddedPlanes.copy(cat, pad: 1, rowStride: mergeConv.paddedRowStride(w, outWidth: w), arena: a,
-                                         name: "pyramid.shuffled", sourceChannel: Self.shuffleOrder,
-                                         transform: PaddedPlanes.Transform(scale: catNorm.scale, shift: catNorm.shift,
-                                                                           slopes: catSlopes))
         let merged = a.tensor("pyramid.merged", [10, h, w])
-        mergeConv.forward(padded: shuffled, into: merged)
+        mergeConv.forward(cat, channelOrder: Self.shuffleOrder, scale: catNorm.scale, shift: catNorm.shift, slopes: catSlopes,
+                          into: merged, arena: a, name: "pyramid.shuffled")
         output.forward(merged, into: out, arena: a)
     }
 }

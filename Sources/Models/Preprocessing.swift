@@ -39,20 +39,20 @@ public final class Preprocessor: @unchecked Sendable {
         let n = sourceWidth * sourceHeight
         pixels.withUnsafeBufferPointer { p in
             for (target, source) in order.enumerated() {
-                let dst = planes.channel(target)
+                let dst = planes.channelBuffer(target)
                 for i in 0..<n { dst[i] = Float(p[i * 3 + source]) }
             }
         }
         let output = Tensor(uninitialized: [3, height, width])
         if sourceWidth == width && sourceHeight == height {
-            output.data.update(from: planes.data, count: output.count)
+            output.copyValues(from: planes)
         } else {
             Resize.bilinear(planes, into: output, alignCorners: false)
         }
         // In the reference's order of operations, so the float results agree closely.
         let plane = output.plane
         for c in 0..<3 {
-            let p = output.channel(c)
+            let p = output.channelBuffer(c)
             let mean = normalization.mean[c], std = normalization.std[c]
             switch normalization.scaling {
             case .divideFirst: for i in 0..<plane { p[i] = (p[i] / 255 - mean) / std }

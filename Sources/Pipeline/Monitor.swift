@@ -139,6 +139,11 @@ public final class Monitor: Sendable {
 }
 
 extension Monitor {
+    /// Runs frames the caller holds (see `run(_:sink:)`).
+    public func run(_ frames: [VideoFrame], sink: @escaping @Sendable (MonitoredFrame) async throws -> Void) async throws -> RunSummary {
+        try await run(frames.async, sink: sink)
+    }
+
     /// The same work as `run`, one frame at a time through every stage before the next is read: the
     /// baseline that shows what overlapping the stages buys, and the same decisions frame for frame.
     public func runSequentially<Frames: AsyncSequence & Sendable>(

@@ -4,23 +4,23 @@
 ///
 /// The copy can apply what the previous layer left for later — a per-channel affine map with a PReLU, and a
 /// channel permutation — so that pass costs nothing extra.
-public struct PaddedPlanes {
-    public let base: UnsafeMutablePointer<Float>
-    public let channels: Int
-    public let height: Int
-    public let width: Int
-    public let pad: Int
-    public let rowStride: Int
-    public let planeStride: Int
+struct PaddedPlanes {
+    let base: UnsafeMutablePointer<Float>
+    let channels: Int
+    let height: Int
+    let width: Int
+    let pad: Int
+    let rowStride: Int
+    let planeStride: Int
 
     /// Pixel (0, 0) of channel `c`.
-    @inline(__always) public func origin(_ c: Int) -> UnsafeMutablePointer<Float> {
+    @inline(__always) func origin(_ c: Int) -> UnsafeMutablePointer<Float> {
         base + c * planeStride + pad * rowStride + pad
     }
 
     /// Row length that keeps every load of a 3x3 convolution with `stride`, `dilation` and `padding` inside the
     /// row, for outputs computed eight at a time.
-    public static func rowStride(width: Int, pad: Int, outWidth: Int, stride: Int, dilation: Int, padding: Int) -> Int {
+    static func rowStride(width: Int, pad: Int, outWidth: Int, stride: Int, dilation: Int, padding: Int) -> Int {
         let vectors = (outWidth + 7) / 8
         // Rightmost column read, relative to the image's column 0: the last lane of the last vector's last tap,
         // and with stride 2 the odd neighbour a 16-wide load brings along.
@@ -30,7 +30,7 @@ public struct PaddedPlanes {
 
     /// Space for `channels` planes of `height` x `width` in the arena slot `name`, its border zeroed and its inside
     /// left for the caller to fill (see `Resize.bilinear(_:into:)`).
-    public static func bordered(channels: Int, height h: Int, width w: Int, pad: Int, rowStride: Int, arena: Arena,
+    static func bordered(channels: Int, height h: Int, width w: Int, pad: Int, rowStride: Int, arena: Arena,
                                 name: String) -> PaddedPlanes {
         let padded = allocate(channels: channels, height: h, width: w, pad: pad, rowStride: rowStride, arena: arena, name: name)
         for c in 0..<channels { padded.clearBorder(c) }
@@ -59,12 +59,12 @@ public struct PaddedPlanes {
     }
 
     /// Per-channel work done while copying: `value * scale + shift`, then a PReLU when `slopes` is given.
-    public struct Transform {
-        public let scale: [Float]
-        public let shift: [Float]
-        public let slopes: [Float]?
+    struct Transform {
+        let scale: [Float]
+        let shift: [Float]
+        let slopes: [Float]?
 
-        public init(scale: [Float], shift: [Float], slopes: [Float]? = nil) {
+        init(scale: [Float], shift: [Float], slopes: [Float]? = nil) {
             self.scale = scale
             self.shift = shift
             self.slopes = slopes
@@ -74,7 +74,7 @@ public struct PaddedPlanes {
     /// Copies `x` (or, with `sourceChannel`, channel `sourceChannel[c]` of `x` into plane `c`) into the arena slot
     /// `name`, bordered by `pad` zeros, with rows of `rowStride` floats. A `transform` is indexed by the
     /// source channel.
-    public static func copy(_ x: Tensor, pad: Int, rowStride: Int, arena: Arena, name: String,
+    static func copy(_ x: Tensor, pad: Int, rowStride: Int, arena: Arena, name: String,
                             sourceChannel: [Int]? = nil, transform: Transform? = nil) -> PaddedPlanes {
         let h = x.height, w = x.width
         let padded = allocate(channels: x.channels, height: h, width: w, pad: pad, rowStride: rowStride, arena: arena,
@@ -99,22 +99,22 @@ public struct PaddedPlanes {
 }
 
 /// How far apart consecutive output pixels are in the input, as a type so each kernel is compiled per stride.
-public protocol KernelStep {
+protocol KernelStep {
     static var step: Int { get }
     /// Eight inputs `step` apart from `p`.
     static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float>
 }
 
-public enum Step1: KernelStep {
-    public static var step: Int { 1 }
-    @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+enum Step1: KernelStep {
+    static var step: Int { 1 }
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 }
 
-public enum Step2: KernelStep {
-    public static var step: Int { 2 }
-    @inline(__always) public static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+enum Step2: KernelStep {
+    static var step: Int { 2 }
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
     }
 }
@@ -146,8 +146,8 @@ func preluLanes(_ v: SIMD8<Float>, _ slope: SIMD8<Float>) -> SIMD8<Float> {
 }
 
 /// How many outputs a kernel computes together, as a type so each count is compiled on its own.
-public protocol OutputCount { static var count: Int { get } }
-public enum Outputs1: OutputCount { public static var count: Int { 1 } }
-public enum Outputs2: OutputCount { public static var count: Int { 2 } }
-public enum Outputs3: OutputCount { public static var count: Int { 3 } }
-public enum Outputs4: OutputCount { public static var count: Int { 4 } }
+protocol OutputCount { static var count: Int { get } }
+enum Outputs1: OutputCount { static var count: Int { 1 } }
+enum Outputs2: OutputCount { static var count: Int { 2 } }
+enum Outputs3: OutputCount { static var count: Int { 3 } }
+enum Outputs4: OutputCount { static var count: Int { 4 } }

@@ -154,7 +154,7 @@ public enum Resize {
     }
 
     /// Bilinear resize into the inside of zero-bordered planes, ready for a 3x3 convolution.
-    public static func bilinear(_ x: Tensor, into out: PaddedPlanes, alignCorners: Bool) {
+    static func bilinear(_ x: Tensor, into out: PaddedPlanes, alignCorners: Bool) {
         precondition(out.channels == x.channels)
         bilinear(x, into: out.origin(0), height: out.height, width: out.width, rowStride: out.rowStride,
                  planeStride: out.planeStride, alignCorners: alignCorners)

@@ -7,7 +7,8 @@ import Synchronization
 public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
-    public let data: UnsafeMutablePointer<Float>
+    /// The memory; raw pointers stay inside this module (others use `buffer` and `channelBuffer`).
+    let data: UnsafeMutablePointer<Float>
     /// The tensor whose memory a view borrows; nil when this one owns its memory.
     private let base: Tensor?
 
@@ -65,7 +66,19 @@ public final class Tensor: @unchecked Sendable {
     public var array: [Float] { Array(buffer) }
 
     /// The start of channel `c`.
-    @inlinable public func channel(_ c: Int) -> UnsafeMutablePointer<Float> { data + c * plane }
+    @inline(__always) func channel(_ c: Int) -> UnsafeMutablePointer<Float> { data + c * plane }
+
+    /// Channel `c`'s plane, bounded.
+    public func channelBuffer(_ c: Int) -> UnsafeMutableBufferPointer<Float> {
+        precondition(c >= 0 && c < channels, "channel \(c) of \(channels)")
+        return UnsafeMutableBufferPointer(start: data + c * plane, count: plane)
+    }
+
+    /// Copies `other`'s values, which must be as many.
+    public func copyValues(from other: Tensor) {
+        precondition(other.count == count, "copying \(other.count) values into \(count)")
+        data.update(from: other.data, count: count)
+    }
 
     /// An independent copy.
     public func copy() -> Tensor {

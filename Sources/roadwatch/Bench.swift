@@ -138,7 +138,7 @@ struct ModelBench: AsyncParsableCommand {
                 let size = FrameSize(parsing: String(sizeText))!
                 try loaded.network.checkInputSize(width: size.width, height: size.height)
                 let input = Tensor(shape: [3, size.height, size.width])
-                for i in 0..<input.count { input.data[i] = Float((i * 7919) % 255) / 255 - 0.5 }
+                for i in 0..<input.count { input.buffer[i] = Float((i * 7919) % 255) / 255 - 0.5 }
                 for threadText in threads.split(separator: ",") {
                     let threadCount = Int(threadText)!
                     ComputeThreads.set(threadCount)
@@ -291,7 +291,7 @@ struct SuiteBench: AsyncParsableCommand {
         for sizeText in ["512x256", "1024x512"] {
             let size = FrameSize(parsing: sizeText)!
             let input = Tensor(shape: [3, size.height, size.width])
-            for i in 0..<input.count { input.data[i] = Float((i * 7919) % 255) / 255 - 0.5 }
+            for i in 0..<input.count { input.buffer[i] = Float((i * 7919) % 255) / 255 - 0.5 }
             var perThreads: [String: Any] = [:]
             for threads in [1, 2] {
                 ComputeThreads.set(threads)

@@ -41,6 +41,11 @@ struct MethodOptions: ParsableArguments {
     var minRegionArea = MethodSettings.default.minimumRegionArea
 
     func validate() throws {
+        guard k >= 1 && k <= 64 else { throw ValidationError("--k must be between 1 and 64") }
+        guard smoothing > 0 && smoothing <= 1 else { throw ValidationError("--smoothing must be in (0, 1], got \(smoothing)") }
+        guard hysteresis >= 0 else { throw ValidationError("--hysteresis must not be negative") }
+        guard sceneCut >= 1 else { throw ValidationError("--scene-cut must be at least 1, got \(sceneCut)") }
+        guard minRegionArea >= 0 else { throw ValidationError("--min-region-area must not be negative") }
         guard MethodSettings.variant(variant) != nil else {
             throw ValidationError("--variant must be one of \(MethodSettings.variantNames.joined(separator: ", ")), got '\(variant)'")
         }

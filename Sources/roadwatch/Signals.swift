@@ -3,6 +3,8 @@ import Foundation
 
 /// SIGINT and SIGTERM: the first one asks the run to stop cleanly (drain, finish the files); a second
 /// SIGINT exits at once.
+/// `@unchecked`: the dispatch sources are set once in `init` and only cancelled in `deinit`; `received` is
+/// read and written under `lock`.
 final class SignalTrap: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
     private let lock = NSLock()

@@ -82,7 +82,7 @@ func maxAbs(_ t: Tensor) -> Float { t.buffer.reduce(0) { max($0, abs($1)) } }
 func maxAbsDifference(_ a: Tensor, _ b: Tensor) -> Float {
     guard a.shape == b.shape else { return .infinity }
     var worst: Float = 0
-    for i in 0..<a.count { worst = max(worst, abs(a.data[i] - b.data[i])) }
+    for i in 0..<a.count { worst = max(worst, abs(a.buffer[i] - b.buffer[i])) }
     return worst
 }
 

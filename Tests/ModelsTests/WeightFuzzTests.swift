@@ -37,8 +37,21 @@ struct WeightFuzzTests {
 
     enum Outcome { case loaded, refused }
 
+    /// A refusal must be a `WeightError` that names the file in one line; anything else thrown (or a crash)
+    /// fails the test. The parsers are typed `throws(WeightError)`, and `refusal` checks what the error says.
+    func refusal(_ error: any Error, file: String) -> Outcome {
+        guard let error = error as? WeightError else {
+            Issue.record("refused with \(type(of: error)), not a WeightError: \(error)")
+            return .refused
+        }
+        if error.file != file || error.message.isEmpty || error.description.contains("\n") {
+            Issue.record("a refusal that does not name '\(file)' in one line: \(error.description)")
+        }
+        return .refused
+    }
+
     func legacy(_ bytes: [UInt8]) -> Outcome? {
-        do { _ = try TorchCheckpoint.loadLegacy(bytes: bytes, name: "fuzz"); return .loaded } catch { return .refused }
+        do { _ = try TorchCheckpoint.loadLegacy(bytes: bytes, name: "fuzz"); return .loaded } catch { return refusal(error, file: "fuzz") }
     }
 
     func safetensors(_ bytes: [UInt8]) -> Outcome? {
@@ -47,7 +60,7 @@ struct WeightFuzzTests {
             _ = try file.allFloats()
             return .loaded
         } catch {
-            return .refused
+            return refusal(error, file: "fuzz")
         }
     }
 
@@ -79,7 +92,12 @@ struct WeightFuzzTests {
         let path = scratch.path("fuzz.pth")
         for _ in 0..<(1500 * scale) {
             try Data(mutator.mutate(tinyZip, hot: tinyZip.count)).write(to: URL(fileURLWithPath: path))
-            do { _ = try TorchCheckpoint.load(path: path); record("tiny zip .pth", .loaded) } catch { record("tiny zip .pth", .refused) }
+            do {
+                _ = try TorchCheckpoint.load(path: path)
+                record("tiny zip .pth", .loaded)
+            } catch {
+                record("tiny zip .pth", refusal(error, file: path))
+            }
         }
         let seconds = Date().timeIntervalSince(started)
         for (kind, c) in counts.sorted(by: { $0.key < $1.key }) {

@@ -298,7 +298,12 @@ struct OpsTests {
         let a = arena.tensor("x", [2, 3, 4])
         let b = arena.tensor("x", [2, 3, 4])
         #expect(a.data == b.data)
-        #expect(arena.tensor("x", [2, 3, 5]).shape == [2, 3, 5])  // a new shape gets a new tensor
+        // A larger shape cannot fit the old memory: new memory (the old stays alive while `a` views it), which
+        // the name then keeps and hands out for the smaller shape too.
+        let grown = arena.tensor("x", [2, 3, 5])
+        #expect(grown.shape == [2, 3, 5] && grown.count == 30)
+        #expect(grown.data != a.data)
+        #expect(arena.tensor("x", [2, 3, 4]).data == grown.data)
         let scratch = arena.tensor("s", [100])
         #expect(arena.tensor("s", [50]).data == scratch.data)  // smaller scratch reuses the larger buffer
     }
