@@ -116,14 +116,19 @@ public enum VideoEvaluation {
         public var coldIterations: Double
         public var inertiaRatio: Double
         public var seconds: Double
+        /// The binary decision per frame: hits, clean and stray alarms, first hit, pixel precision and recall.
+        public var alarms: AlarmMetrics
     }
 
     public static func maskPath(_ masks: String, frame: Int) -> String {
         URL(fileURLWithPath: masks).appendingPathComponent(String(format: "%05d.png", frame)).path
     }
 
-    public static func run(video: String, masks: String, every: Int, model: LoadedModel, size: FrameSize,
-                           settings: MethodSettings, onWarning: @escaping @Sendable (String) -> Void = { _ in },
+    /// `masks` nil: every frame is clean. `poolsPixels` false skips the pooled AP/FPR95 (their memory grows
+    /// with the clip); the alarm metrics are always computed.
+    public static func run(video: String, masks: String?, every: Int, model: LoadedModel, size: FrameSize,
+                           settings: MethodSettings, poolsPixels: Bool = true,
+                           onWarning: @escaping @Sendable (String) -> Void = { _ in },
                            onFrame: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> Result {
         precondition(every >= 1)
         let monitor = try Evaluation.monitor(model: model, size: size, settings: settings, independentFrames: false)
@@ -131,7 +136,7 @@ public enum VideoEvaluation {
                           tolerance: settings.tolerance, seed: settings.seed)
         let source = try await VideoSource.open(video, options: InputOptions(onWarning: onWarning))
         // Fail before any work when the container says how many frames there are and a mask is missing.
-        if let frames = source.info.frameCount {
+        if let masks, let frames = source.info.frameCount {
             for index in stride(from: 0, to: frames, by: every) where !FileManager.default.fileExists(atPath: maskPath(masks, frame: index)) {
                 throw JobError("mask '\(maskPath(masks, frame: index))' for frame \(index) is missing")
             }
@@ -140,27 +145,35 @@ public enum VideoEvaluation {
             var warm: [Int] = [], cold: [Int] = [], ratios: [Double] = []
             var first: Int?
             var cleanFlagged = 0, cleanPixels = 0, cleanFrames = 0, scored = 0
+            var alarms = AlarmMetrics()
         }
         let tally = Mutex(Tally())
         let pool = Mutex(PixelPool(methods: Evaluation.methods))
         let classes = model.descriptor.inDistributionClasses
         let started = ContinuousClock.now
         _ = try await monitor.run(source.filter { $0.index % every == 0 }) { done in
-            let path = maskPath(masks, frame: done.frame.index)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw JobError("mask '\(path)' for frame \(done.frame.index) is missing")
-            }
-            let mask = try StillImage.readGray8(path)
             let image = done.frame.image
-            guard mask.width == image.width, mask.height == image.height else {
-                throw JobError("mask '\(path)' is \(mask.width)x\(mask.height), the video is \(image.width)x\(image.height)")
+            var labels: [UInt8]?
+            if let masks {
+                let path = maskPath(masks, frame: done.frame.index)
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw JobError("mask '\(path)' for frame \(done.frame.index) is missing")
+                }
+                let mask = try StillImage.readGray8(path)
+                guard mask.width == image.width, mask.height == image.height else {
+                    throw JobError("mask '\(path)' is \(mask.width)x\(mask.height), the video is \(image.width)x\(image.height)")
+                }
+                labels = mask.samples
             }
             let kmeans = done.kmeans
             var reference: KMeansResult?
             if kmeans.warm, let features = done.kept?.features { reference = cold.run(FeatureVectors.normalized(features)) }
-            let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
-            pool.withLock { $0.add(labels: mask.samples, scores: maps) }
-            let clean = !mask.samples.contains(GroundTruth.anomaly)
+            if poolsPixels {
+                let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
+                let truth = labels ?? [UInt8](repeating: GroundTruth.inDistribution, count: done.mask.count)
+                pool.withLock { $0.add(labels: truth, scores: maps) }
+            }
+            let clean = !(labels?.contains(GroundTruth.anomaly) ?? false)
             let flagged = clean ? done.mask.lazy.filter { $0 }.count : 0
             tally.withLock { t in
                 if let reference {
@@ -176,6 +189,7 @@ public enum VideoEvaluation {
                     t.cleanFrames += 1
                 }
                 t.scored += 1
+                t.alarms.add(frame: done.frame.index, flagged: done.mask, labels: labels, width: image.width, height: image.height)
             }
             onFrame(done.frame.index)
         }
@@ -187,7 +201,7 @@ public enum VideoEvaluation {
                    cleanFalseAlarmFraction: t.cleanPixels > 0 ? Double(t.cleanFlagged) / Double(t.cleanPixels) : 0,
                    firstIterations: t.first ?? 0, warmIterations: mean(t.warm), coldIterations: mean(t.cold),
                    inertiaRatio: t.ratios.isEmpty ? .nan : t.ratios.reduce(0, +) / Double(t.ratios.count),
-                   seconds: started.secondsSince)
+                   seconds: started.secondsSince, alarms: t.alarms)
         }
     }
 }

@@ -10,7 +10,7 @@ import VideoIO
 struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure anomaly detection against ground truth: AP, FPR95, AUROC per method.",
-        subcommands: [RoadAnomalyEval.self, VideoEval.self]
+        subcommands: [RoadAnomalyEval.self, VideoEval.self, VideosEval.self]
     )
 }
 
@@ -212,6 +212,8 @@ struct VideoEval: AsyncParsableCommand {
         print(String(format: "false alarms on %d clean frames: %.3f%% of pixels flagged at tau %.3f", r.cleanFrames, 100 * r.cleanFalseAlarmFraction, method.tau))
         print(String(format: "K-Means iterations: first frame %d, warm %.2f, cold k-means++ on the same frames %.2f; warm/cold inertia %.4f",
                      r.firstIterations, r.warmIterations, r.coldIterations, r.inertiaRatio))
+        print(AlarmTable.header)
+        print(AlarmTable.row(video, r.alarms))
         print(String(format: "%.2f s per frame", r.seconds / Double(r.frames)))
         if let json {
             var methods: [String: Any] = [:]
@@ -221,9 +223,128 @@ struct VideoEval: AsyncParsableCommand {
                 "video": video, "frames": r.frames, "every": every, "size": [size.width, size.height],
                 "model": model.descriptor.name, "methods": methods, "method": try settingsObject(settings),
                 "clean_frames": r.cleanFrames, "clean_false_alarm_fraction": r.cleanFalseAlarmFraction,
+                "alarms": AlarmTable.object(r.alarms),
                 "kmeans": ["first_iterations": r.firstIterations, "warm_iterations": number(r.warmIterations),
                            "cold_iterations": number(r.coldIterations), "inertia_ratio": number(r.inertiaRatio)],
             ], to: json)
+        }
+    }
+}
+
+/// The alarm metrics as a table row and as JSON.
+enum AlarmTable {
+    static let header = "clip                                          frames  hit    clean  stray  first hit  precision  recall  F1"
+
+    static func cell(_ x: Double) -> String { x.isNaN ? "  -  " : String(format: "%.3f", x) }
+
+    static func row(_ name: String, _ a: AlarmMetrics) -> String {
+        let shown = name.count > 44 ? "..." + name.suffix(41) : name
+        let delay = a.firstObjectFrame == nil ? "-" : (a.firstHitDelay.map(String.init) ?? "never")
+        return shown.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%6d  ", a.frames)
+            + [a.hitRate, a.cleanAlarmRate, a.strayAlarmRate].map(cell).joined(separator: "  ")
+            + "  " + delay.padding(toLength: 9, withPad: " ", startingAt: 0) + "  " + cell(a.precision) + "      "
+            + cell(a.recall) + "   " + cell(a.f1)
+    }
+
+    static func object(_ a: AlarmMetrics) -> [String: Any] {
+        func number(_ x: Double) -> Any { x.isNaN ? NSNull() : x }
+        return ["frames": a.frames, "object_frames": a.objectFrames, "clean_frames": a.cleanFrames,
+                "hit_rate": number(a.hitRate), "clean_alarm_rate": number(a.cleanAlarmRate),
+                "stray_alarm_rate": number(a.strayAlarmRate), "first_hit_delay": a.firstHitDelay.map { $0 as Any } ?? NSNull(),
+                "precision": number(a.precision), "recall": number(a.recall), "f1": number(a.f1)]
+    }
+}
+
+/// `roadwatch eval videos`: the alarm metrics of several clips, a row each and the mean.
+struct VideosEval: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "videos",
+        abstract: "The binary alarm on several clips: hit, clean-alarm and stray-alarm rates, first hit, pixel F1.",
+        discussion: """
+            Each PATH is a folder holding video.mp4 and masks/NNNNN.png (the synthetic_* layout: 0 = in             distribution, 2 = anomaly), or a plain video, whose frames all count as clean. Every clip runs             through the monitor's own stages, warm-started across the frames scored, so the mask measured is             the one `run` writes. "clean" pools the clean frames of every clip (the plain videos and the             object clips' frames before the object); the other columns are means over the clips with objects.
+            """
+    )
+
+    @Argument(help: "Clip folders (video.mp4 + masks/) or plain videos.")
+    var paths: [String]
+
+    @Option(help: "Score every Nth frame.")
+    var every = 1
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var method: MethodOptions
+
+    @Option(help: "Write the results as one JSON object to this file ('-' for stdout).")
+    var json: String?
+
+    @Flag(help: "No progress on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard every >= 1 else { throw ValidationError("--every must be at least 1") }
+        guard !paths.isEmpty else { throw ValidationError("give at least one clip folder or video") }
+    }
+
+    /// The video and the masks folder of a PATH.
+    static func clip(_ path: String) throws -> (video: String, masks: String?) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw RoadwatchError("clip '\(path)' does not exist")
+        }
+        guard isDirectory.boolValue else { return (path, nil) }
+        let video = path + "/video.mp4", masks = path + "/masks"
+        guard FileManager.default.fileExists(atPath: video) else { throw RoadwatchError("clip folder '\(path)' has no video.mp4") }
+        guard FileManager.default.fileExists(atPath: masks, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw RoadwatchError("clip folder '\(path)' has no masks/ folder")
+        }
+        return (video, masks)
+    }
+
+    func run() async throws {
+        let clips = try paths.map(Self.clip)
+        if let json, json != "-" { try OutputChecks.writable(json, what: "JSON file") }
+        let (model, size) = try await modelOptions.load()
+        let settings = method.settings
+        var rows: [(String, AlarmMetrics, Double)] = []
+        print("\(clips.count) clips at \(size) (\(model.descriptor.name), K=\(method.k), \(method.variant), tau \(method.tau), every \(every))")
+        print(AlarmTable.header)
+        for (path, clip) in zip(paths, clips) {
+            let progress = Progress(total: nil, unit: "frames", quiet: quiet)
+            let r = try await VideoEvaluation.run(video: clip.video, masks: clip.masks, every: every, model: model, size: size,
+                                                  settings: settings, poolsPixels: false,
+                                                  onWarning: { Console.warning($0) }) { _ in progress.advance(note: path) }
+            progress.finish()
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            rows.append((name, r.alarms, r.seconds / Double(max(1, r.frames))))
+            print(AlarmTable.row(name, r.alarms))
+        }
+        let withObjects = rows.filter { $0.1.objectFrames > 0 }
+        var clean = AlarmMetrics()
+        for row in rows { clean.merge(row.1) }
+        // Means over the clips where the figure is defined (precision is not, on a clip with nothing flagged).
+        func mean(_ f: (AlarmMetrics) -> Double) -> Double {
+            let values = withObjects.map { f($0.1) }.filter { !$0.isNaN }
+            return values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
+        }
+        let means: [String: Double] = ["hit_rate": mean(\.hitRate), "stray_alarm_rate": mean(\.strayAlarmRate),
+                                       "precision": mean(\.precision), "recall": mean(\.recall), "f1": mean(\.f1),
+                                       "clean_alarm_rate": clean.cleanAlarmRate]
+        print(String(format: "mean over %d clips with objects: hit %@, stray %@, F1 %@; clean alarm rate over all %d clean frames %@",
+                     withObjects.count, AlarmTable.cell(means["hit_rate"]!), AlarmTable.cell(means["stray_alarm_rate"]!),
+                     AlarmTable.cell(means["f1"]!), clean.cleanFrames, AlarmTable.cell(clean.cleanAlarmRate)))
+        let secondsPerFrame = rows.map(\.2).reduce(0, +) / Double(max(1, rows.count))
+        print(String(format: "%.3f s per frame", secondsPerFrame))
+        if let json {
+            var clipObjects: [[String: Any]] = []
+            for (name, a, _) in rows {
+                var o = AlarmTable.object(a)
+                o["clip"] = name
+                clipObjects.append(o)
+            }
+            try writeJSON(["clips": clipObjects, "mean": means.mapValues { $0.isNaN ? NSNull() as Any : $0 as Any },
+                           "clean_frames": clean.cleanFrames, "every": every, "size": [size.width, size.height],
+                           "model": model.descriptor.name, "method": try settingsObject(settings),
+                           "seconds_per_frame": secondsPerFrame], to: json)
         }
     }
 }
