@@ -37,11 +37,33 @@ public struct MethodSettings: Sendable, Equatable, Codable {
     public var sceneCutSmoothing: Double
     /// Regions smaller than this many frame pixels are not reported.
     public var minimumRegionArea: Int
+    /// The rule that raises the alarm; the rest of this block tunes the change rule (`ChangeAlarm`).
+    public var alarm: AlarmRule
+    /// A cell alarms when its change score exceeds this.
+    public var alarmThreshold: Double
+    /// Clusters of the novelty memory.
+    public var noveltyClusters: Int
+    /// Weight of the novelty term against the confidence drop in the change score.
+    public var noveltyWeight: Double
+    /// Weight of the newest frame in the per-cell running statistics (once 1/(frames + 1) falls below it).
+    public var statisticsWeight: Double
+    /// Frames after a (re)start during which the statistics form and nothing alarms.
+    public var warmUpFrames: Int
+    /// Floors of the standard deviations of confidence (max-logit units) and novelty.
+    public var confidenceFloor: Double
+    public var noveltyFloor: Double
+    /// Alarm regions with fewer grid cells are dropped.
+    public var minimumAlarmCells: Int
+    /// Seconds of video between the change rule's steps (its statistics, novelty and persistence count these).
+    public var alarmInterval: Double
 
     public init(clusterCounts: [Int] = [4], statistic: ClusterStatistic = .mean, score: ScoreVariant = .d2b,
                 tau: Double = 6.063, seed: UInt64 = 0, maxIterations: Int = 100, tolerance: Double = 1e-4,
                 smoothing: Double = 0.5, hysteresis: Double = 0.5, sceneCutFactor: Double = 2,
-                sceneCutSmoothing: Double = 0.2, minimumRegionArea: Int = 256) {
+                sceneCutSmoothing: Double = 0.2, minimumRegionArea: Int = 256, alarm: AlarmRule = .change,
+                alarmThreshold: Double = 4.25, noveltyClusters: Int = 8, noveltyWeight: Double = 0.5,
+                statisticsWeight: Double = 0.02, warmUpFrames: Int = 20, confidenceFloor: Double = 0.5,
+                noveltyFloor: Double = 0.02, minimumAlarmCells: Int = 2, alarmInterval: Double = 0.08) {
         precondition(!clusterCounts.isEmpty && clusterCounts.allSatisfy { $0 >= 1 })
         self.clusterCounts = clusterCounts
         self.statistic = statistic
@@ -55,6 +77,16 @@ public struct MethodSettings: Sendable, Equatable, Codable {
         self.sceneCutFactor = sceneCutFactor
         self.sceneCutSmoothing = sceneCutSmoothing
         self.minimumRegionArea = minimumRegionArea
+        self.alarm = alarm
+        self.alarmThreshold = alarmThreshold
+        self.noveltyClusters = noveltyClusters
+        self.noveltyWeight = noveltyWeight
+        self.statisticsWeight = statisticsWeight
+        self.warmUpFrames = warmUpFrames
+        self.confidenceFloor = confidenceFloor
+        self.noveltyFloor = noveltyFloor
+        self.minimumAlarmCells = minimumAlarmCells
+        self.alarmInterval = alarmInterval
     }
 
     public static let `default` = MethodSettings()
@@ -63,7 +95,10 @@ public struct MethodSettings: Sendable, Equatable, Codable {
     private enum CodingKeys: String, CodingKey {
         case clusterCounts = "cluster_counts", statistic, score, tau, seed, maxIterations = "max_iterations", tolerance,
              smoothing, hysteresis, sceneCutFactor = "scene_cut_factor", sceneCutSmoothing = "scene_cut_smoothing",
-             minimumRegionArea = "minimum_region_area"
+             minimumRegionArea = "minimum_region_area", alarm, alarmThreshold = "alarm_threshold",
+             noveltyClusters = "novelty_clusters", noveltyWeight = "novelty_weight", statisticsWeight = "statistics_weight",
+             warmUpFrames = "warm_up_frames", confidenceFloor = "confidence_floor", noveltyFloor = "novelty_floor",
+             minimumAlarmCells = "minimum_alarm_cells", alarmInterval = "alarm_interval"
     }
 
     /// Names accepted by `--variant`.
@@ -101,6 +136,12 @@ public struct MethodSettings: Sendable, Equatable, Codable {
         }
         guard minimumRegionArea >= 0 else { throw fail("the minimum region area must not be negative") }
         guard maxIterations >= 1 else { throw fail("max iterations must be at least 1") }
+        guard alarmThreshold.isFinite else { throw fail("the alarm threshold must be a number") }
+        guard (1...64).contains(noveltyClusters) else { throw fail("novelty clusters must be between 1 and 64") }
+        guard statisticsWeight > 0 && statisticsWeight <= 1 else { throw fail("the statistics weight must be in (0, 1]") }
+        guard warmUpFrames >= 0 && minimumAlarmCells >= 1 else { throw fail("warm-up frames and alarm cells must not be negative") }
+        guard confidenceFloor > 0 && noveltyFloor > 0 else { throw fail("the floors must be positive") }
+        guard alarmInterval >= 0 && alarmInterval.isFinite else { throw fail("the alarm interval must not be negative") }
     }
 }
 
@@ -156,7 +197,11 @@ public struct FrameClusterer: Sendable {
 
     /// Clusters one frame's (C, h, w) features. `warm` false seeds afresh regardless of the previous frame.
     public mutating func cluster(_ features: Tensor, warm: Bool = true) -> [KMeansResult] {
-        let points = FeatureVectors.normalized(features)
+        cluster(points: FeatureVectors.normalized(features), warm: warm)
+    }
+
+    /// Clusters feature vectors already normalised (`FeatureVectors.normalized`).
+    public mutating func cluster(points: PointSet, warm: Bool = true) -> [KMeansResult] {
         if !warm { reset() }
         return clusterers.indices.map { clusterers[$0].cluster(points) }
     }

@@ -53,3 +53,31 @@ public enum FeatureVectors {
         return PointSet(values: rows, count: n, dimension: c)
     }
 }
+
+extension Confidence {
+    /// The class of each `cell` x `cell` block: the argmax over the first `classes` channels of the block's mean
+    /// logits (row-major grid).
+    public static func cellClasses(_ logits: Tensor, classes: Int, cell: Int) -> [UInt8] {
+        let w = logits.width, h = logits.height
+        precondition(w % cell == 0 && h % cell == 0 && classes <= logits.channels)
+        let gw = w / cell, gh = h / cell
+        var best = [Float](repeating: -.infinity, count: gw * gh)
+        var result = [UInt8](repeating: 0, count: gw * gh)
+        var sums = [Float](repeating: 0, count: gw)
+        for c in 0..<classes {
+            let plane = logits.channelBuffer(c)
+            for gy in 0..<gh {
+                for i in 0..<gw { sums[i] = 0 }
+                for y in (gy * cell)..<((gy + 1) * cell) {
+                    let row = y * w
+                    for x in 0..<w { sums[x / cell] += plane[row + x] }
+                }
+                for gx in 0..<gw where sums[gx] > best[gy * gw + gx] {
+                    best[gy * gw + gx] = sums[gx]
+                    result[gy * gw + gx] = UInt8(c)
+                }
+            }
+        }
+        return result
+    }
+}

@@ -303,6 +303,9 @@ public struct WarmStartKMeans: Sendable {
         self.smoothing = smoothing
     }
 
+    /// The centroids the next frame starts from (nil before the first frame and after `reset()`).
+    public var previousCentroids: [Float]? { centroids }
+
     /// Forgets the centroids: the next frame is seeded afresh (after a reconnect or a seek).
     public mutating func reset() {
         centroids = nil

@@ -29,8 +29,10 @@ public struct TemporalThreshold: Sendable {
     }
 
     /// The frame's decision with smoothed confidences, hysteresis flags and tracked regions at width x height.
+    /// `alarmCells`, when given, are the flagged cells (another rule's, e.g. `ChangeAlarm`) in place of the
+    /// clusters' flags; regions and tracks follow them.
     public mutating func decide(_ clusterings: [KMeansResult], cellConfidence: [Float], gridWidth: Int, gridHeight: Int,
-                                width: Int, height: Int) -> (analysis: GridAnalysis, regions: [TrackedRegion]) {
+                                width: Int, height: Int, alarmCells: [Bool]? = nil) -> (analysis: GridAnalysis, regions: [TrackedRegion]) {
         if !clusterings[0].warm { reset() }  // new centroids: cluster identities do not carry over
         var confidence = ClusterDecision.confidences(clusterings, cellConfidence: cellConfidence, settings: settings)
         let current = confidence[0]
@@ -47,9 +49,13 @@ public struct TemporalThreshold: Sendable {
         average = smoothed
         flagged = state
         confidence[0] = smoothed
-        let analysis = ClusterDecision.decide(clusterings, confidence: confidence, primaryOOD: state,
+        var analysis = ClusterDecision.decide(clusterings, confidence: confidence, primaryOOD: state,
                                               cellConfidence: cellConfidence, gridWidth: gridWidth,
                                               gridHeight: gridHeight, settings: settings)
+        if let alarmCells {
+            precondition(alarmCells.count == analysis.oodCells.count)
+            analysis.oodCells = alarmCells
+        }
         let regions = Regions.find(analysis, width: width, height: height, minimumArea: settings.minimumRegionArea)
         return (analysis, track(regions))
     }

@@ -57,7 +57,7 @@ public final class Monitor: Sendable {
         let c = configuration
         return Stages(backbone: BackboneStage(model: model, size: c.size),
                       decoder: DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both,
-                                            keepsTensors: c.keepsTensors),
+                                            keepsTensors: c.keepsTensors, wantsDrivableArea: c.settings.alarm == .change),
                       clustering: ClusteringStage(settings: c.settings),
                       thresholding: ThresholdingStage(settings: c.settings),
                       annotate: AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau))

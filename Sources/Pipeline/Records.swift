@@ -57,6 +57,8 @@ public struct ScoredFrame: Sendable {
     public var networkSize: FrameSize
     /// Argmax classes at the network size, when the overlay tints the segmentation.
     public var classes: [UInt8]?
+    /// The drivable cells of the grid, for the change alarm.
+    public var drivable: [Bool]?
     /// The network's outputs, when the configuration keeps them for the sink (evaluation).
     public var kept: KeptTensors?
 }
@@ -65,6 +67,9 @@ public struct ScoredFrame: Sendable {
 public struct ClusteredFrame: Sendable {
     public var trace: FrameTrace
     public var clusterings: [KMeansResult]
+    /// Each cell's novelty against the previous alarm tick (nil on a first tick and between ticks).
+    public var novelty: [Float]?
+    public var drivable: [Bool]?
     public var cellConfidence: [Float]
     public var gridSize: FrameSize
     public var networkSize: FrameSize

@@ -39,30 +39,45 @@ public actor DecoderStage {
     private let model: LoadedModel
     private let wantsClasses: Bool
     private let keepsTensors: Bool
+    /// The road class, when the change alarm needs the drivable area.
+    private let roadClass: UInt8?
 
-    public init(model: LoadedModel, wantsClasses: Bool, keepsTensors: Bool = false) {
+    public init(model: LoadedModel, wantsClasses: Bool, keepsTensors: Bool = false, wantsDrivableArea: Bool = false) {
         self.model = model
         self.wantsClasses = wantsClasses
         self.keepsTensors = keepsTensors
+        roadClass = wantsDrivableArea ? model.descriptor.classNames.firstIndex(of: "road").map { UInt8($0) } : nil
+        drivableEverywhere = wantsDrivableArea && roadClass == nil
     }
+
+    /// A model without a road class: the change alarm looks at the whole frame.
+    private let drivableEverywhere: Bool
 
     public func process(_ input: consuming EncodedFrame) -> ScoredFrame {
         var trace = input.trace
         let encoded = input.encoded
-        let ((logits, cells, classes), seconds) = timed { () -> (Tensor, [Float], [UInt8]?) in
+        let ((logits, cells, classes, drivable), seconds) = timed { () -> (Tensor, [Float], [UInt8]?, [Bool]?) in
             let logits = model.network.decoder(encoded, capture: nil)
-            let maxLogit = Confidence.maxLogit(logits, classes: model.descriptor.inDistributionClasses)
-            let cells = Confidence.cellMeans(maxLogit, width: logits.width, height: logits.height,
-                                             cell: model.network.featureStride)
+            let inDistribution = model.descriptor.inDistributionClasses
+            let stride = model.network.featureStride
+            let maxLogit = Confidence.maxLogit(logits, classes: inDistribution)
+            let cells = Confidence.cellMeans(maxLogit, width: logits.width, height: logits.height, cell: stride)
             let classes = wantsClasses ? Ops.argmax(logits).map { UInt8(truncatingIfNeeded: $0) } : nil
-            return (logits, cells, classes)
+            var drivable: [Bool]?
+            if let roadClass {
+                drivable = ChangeAlarm.drivable(classes: Confidence.cellClasses(logits, classes: inDistribution, cell: stride),
+                                                roadClass: roadClass, width: logits.width / stride, height: logits.height / stride)
+            } else if drivableEverywhere {
+                drivable = [Bool](repeating: true, count: cells.count)
+            }
+            return (logits, cells, classes, drivable)
         }
         trace.timings.decoder = seconds
         // Only the clustering features travel on (and the logits when asked for).
         let features = encoded.features
         return ScoredFrame(trace: trace, features: features, cellConfidence: cells,
                            gridSize: FrameSize(width: features.width, height: features.height),
-                           networkSize: input.networkSize, classes: classes,
+                           networkSize: input.networkSize, classes: classes, drivable: drivable,
                            kept: keepsTensors ? KeptTensors(logits: logits, features: features) : nil)
     }
 }
@@ -72,16 +87,27 @@ public actor ClusteringStage {
     private let executor = StageExecutor(label: "roadwatch.clustering")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private var clusterer: FrameClusterer
+    /// The change alarm's memory of the stream's features (only with that rule).
+    private var memory: NoveltyMemory?
 
-    public init(settings: MethodSettings) { clusterer = FrameClusterer(settings: settings) }
+    public init(settings: MethodSettings) {
+        clusterer = FrameClusterer(settings: settings)
+        memory = settings.alarm == .change ? NoveltyMemory(settings: settings) : nil
+    }
 
     public func process(_ input: consuming ScoredFrame) -> ClusteredFrame {
         var trace = input.trace
         let features = input.features
-        // After a break in the source the scene may be another: start from k-means++ again.
-        let (clusterings, seconds) = timed { clusterer.cluster(features, warm: !trace.startsAfresh) }
+        let ((clusterings, novelty), seconds) = timed { () -> ([KMeansResult], [Float]?) in
+            let points = FeatureVectors.normalized(features)
+            // After a break in the source the scene may be another: start from k-means++ again.
+            if trace.startsAfresh { memory?.reset() }
+            let novelty = memory?.novelty(points, time: trace.frame.time).novelty
+            return (clusterer.cluster(points: points, warm: !trace.startsAfresh), novelty)
+        }
         trace.timings.clustering = seconds
-        return ClusteredFrame(trace: trace, clusterings: clusterings, cellConfidence: input.cellConfidence,
+        return ClusteredFrame(trace: trace, clusterings: clusterings, novelty: novelty, drivable: input.drivable,
+                              cellConfidence: input.cellConfidence,
                               gridSize: input.gridSize, networkSize: input.networkSize, classes: input.classes,
                               kept: input.kept)
     }
@@ -92,18 +118,28 @@ public actor ThresholdingStage {
     private let executor = StageExecutor(label: "roadwatch.thresholding")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private var threshold: TemporalThreshold
+    /// The change alarm's per-cell statistics (only with that rule).
+    private var alarm: ChangeAlarm?
 
     public init(settings: MethodSettings) {
         threshold = TemporalThreshold(settings: settings)
+        alarm = settings.alarm == .change ? ChangeAlarm(settings: settings) : nil
     }
 
     public func process(_ input: consuming ClusteredFrame) -> DecidedFrame {
         var trace = input.trace
-        if trace.startsAfresh { threshold.reset() }
+        if trace.startsAfresh {
+            threshold.reset()
+            alarm?.reset()
+        }
         let image = trace.frame.image
-        let (decision, seconds) = timed {
-            threshold.decide(input.clusterings, cellConfidence: input.cellConfidence, gridWidth: input.gridSize.width,
-                             gridHeight: input.gridSize.height, width: image.width, height: image.height)
+        let grid = input.gridSize
+        let (decision, seconds) = timed { () -> (analysis: GridAnalysis, regions: [TemporalThreshold.TrackedRegion]) in
+            let cells = alarm?.decide(time: trace.frame.time, cellConfidence: input.cellConfidence, novelty: input.novelty,
+                                      drivable: input.drivable ?? [Bool](repeating: true, count: input.cellConfidence.count),
+                                      gridWidth: grid.width, gridHeight: grid.height)
+            return threshold.decide(input.clusterings, cellConfidence: input.cellConfidence, gridWidth: grid.width,
+                                    gridHeight: grid.height, width: image.width, height: image.height, alarmCells: cells)
         }
         trace.timings.thresholding = seconds
         return DecidedFrame(trace: trace, analysis: decision.analysis, regions: decision.regions,

@@ -14,6 +14,8 @@ struct Eval: AsyncParsableCommand {
     )
 }
 
+extension AlarmRule: ExpressibleByArgument {}
+
 /// The method's parameters as flags, shared by run, batch, demo and eval; every default is MethodSettings'.
 struct MethodOptions: ParsableArguments {
     @Option(help: "Clusters per frame.")
@@ -40,6 +42,12 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Regions smaller than this many frame pixels are not reported.")
     var minRegionArea = MethodSettings.default.minimumRegionArea
 
+    @Option(help: "Alarm rule: change (a drop in confidence and novel features in the drivable area, against this stream's own history) or clusters (a cluster's smoothed confidence below tau).")
+    var alarm = MethodSettings.default.alarm
+
+    @Option(help: "The change rule alarms where a cell's change score exceeds this.")
+    var alarmThreshold = MethodSettings.default.alarmThreshold
+
     func validate() throws {
         guard k >= 1 && k <= 64 else { throw ValidationError("--k must be between 1 and 64") }
         guard smoothing > 0 && smoothing <= 1 else { throw ValidationError("--smoothing must be in (0, 1], got \(smoothing)") }
@@ -65,6 +73,8 @@ struct MethodOptions: ParsableArguments {
         base.hysteresis = hysteresis
         base.sceneCutFactor = sceneCut
         base.minimumRegionArea = minRegionArea
+        base.alarm = alarm
+        base.alarmThreshold = alarmThreshold
         return MethodSettings.variant(variant, base: base) ?? base
     }
 }
