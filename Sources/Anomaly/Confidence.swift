@@ -70,7 +70,12 @@ extension Confidence {
                 for i in 0..<gw { sums[i] = 0 }
                 for y in (gy * cell)..<((gy + 1) * cell) {
                     let row = y * w
-                    for x in 0..<w { sums[x / cell] += plane[row + x] }
+                    for gx in 0..<gw {
+                        var s: Float = 0
+                        let start = row + gx * cell
+                        for x in start..<(start + cell) { s += plane[x] }
+                        sums[gx] += s
+                    }
                 }
                 for gx in 0..<gw where sums[gx] > best[gy * gw + gx] {
                     best[gy * gw + gx] = sums[gx]
