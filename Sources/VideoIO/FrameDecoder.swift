@@ -350,7 +350,11 @@ final class FrameDecoder: @unchecked Sendable {
         sws_setColorspaceDetails(scaler, coefficients, fullRange ? 1 : 0, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16)
 
         let rowBytes = outSize.width * pixels.channels * pixels.bytesPerSample
-        var bytes = [UInt8](repeating: 0, count: rowBytes * outSize.height)
+        // swscale's vector code stores whole vectors, past the end of a short last row (a 4x4 frame's 12-byte rows
+        // get 16- and 32-byte stores): give it slack, then drop the slack (the array keeps its capacity, so
+        // nothing moves and the stores stay inside our allocation).
+        let slack = Self.swscaleSlack
+        var bytes = [UInt8](repeating: 0, count: rowBytes * outSize.height + slack)
         let sourcePlanes = withUnsafePointer(to: &frame.pointee.data) {
             $0.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
         }
@@ -362,6 +366,7 @@ final class FrameDecoder: @unchecked Sendable {
             var strides: [Int32] = [Int32(rowBytes), 0, 0, 0]
             return sws_scale(scaler, sourcePlanes, sourceStrides, 0, Int32(sourceSize.height), &planes, &strides)
         }
+        bytes.removeLast(slack)
         if scaledRows <= 0 {
             throw VideoIOError(.unsupported, operation: "convert frames of", target: target, message: "swscale failed")
         }
@@ -369,4 +374,7 @@ final class FrameDecoder: @unchecked Sendable {
         nextIndex += 1
         return DecodedPixels(index: index, pts: pts, sourceSize: sourceSize, size: outSize, bytes: bytes)
     }
+
+    /// Bytes past the end of a picture that swscale may read or write with whole-vector accesses.
+    static let swscaleSlack = 256
 }

@@ -227,7 +227,10 @@ private final class EncoderCore: @unchecked Sendable {
         try check(av_frame_make_writable(frame), "write to", path)
         let rowBytes = Int32(image.width * 3)
         let height = Int32(image.height)
-        image.samples.withUnsafeBufferPointer { source in
+        // swscale reads its input with whole vectors, past the end of a short last row: read from a copy with slack.
+        var input = image.samples
+        input.append(contentsOf: repeatElement(0, count: FrameDecoder.swscaleSlack))
+        input.withUnsafeBufferPointer { source in
             var sourcePlanes: [UnsafePointer<UInt8>?] = [source.baseAddress, nil, nil, nil]
             var sourceStrides: [Int32] = [rowBytes, 0, 0, 0]
             withUnsafeMutablePointer(to: &frame.pointee.data) { data in

@@ -5,6 +5,30 @@ import VideoIO
 
 @Suite("roadwatch run, through the binary")
 struct RunCommandTests {
+    /// swscale's vector code read and wrote past the end of such frames' exact-size buffers (heap corruption,
+    /// exit 134/139 on every run before the fix); every overlay draws on them too.
+    @Test("tiny frames (2x2, 4x4, 8x8) are processed and encoded, with every overlay", arguments: [2, 4, 8])
+    func tinyFrames(side: Int) async throws {
+        let scratch = try ScratchDirectory("tiny")
+        let input = scratch.path("tiny.mp4")
+        let settings = H264Writer.Settings(width: side, height: side, frameRate: Rational(5, 1), crf: 23, preset: "ultrafast")
+        try await H264Writer.write(to: input, settings: settings) { writer in
+            for i in 0..<5 {
+                let samples = (0..<(side * side * 3)).map { UInt8(truncatingIfNeeded: $0 * 37 + i * 11) }
+                try await writer.append(RGBImage(width: side, height: side, channels: 3, samples: samples), pts: Int64(i))
+            }
+        }
+        for overlay in ["heat", "both", "none"] {
+            let output = scratch.path("out-\(overlay).mp4")
+            let run = try RoadwatchBinary.run(["run", input, "-o", output, "--overlay", overlay, "--size", "256x128", "--quiet"],
+                                              timeout: 120)
+            #expect(run.status == 0, "\(side)x\(side) --overlay \(overlay): \(run.stderr)")
+            let produced = try await VideoSource.open(output)
+            #expect(produced.info.width == side && produced.info.height == side)
+            #expect(try await produced.countRemainingFrames() == 5)
+        }
+    }
+
     @Test("the fox clip: 221 frames at 960x540 and 25 fps with the input's timestamps, 221 events, warm K-Means")
     func foxClip() async throws {
         let scratch = try ScratchDirectory("run")
