@@ -3,7 +3,8 @@ import VideoIO
 
 /// The annotated video: one file, or consecutive playable files of about `segmentSeconds` each
 /// (`out.mp4` → `out-000.mp4`, `out-001.mp4`, ...; a name with `%d`/`%03d` sets the pattern). Each segment
-/// starts at time 0 with a key frame.
+/// starts at time 0 with a key frame. H.264 in yuv420p needs an even width and height: frames of an odd size
+/// lose their last column or row (`encodedSize`).
 public actor VideoOutput {
     private let path: String
     private let settings: H264Writer.Settings
@@ -12,8 +13,20 @@ public actor VideoOutput {
     private var segmentStart: Int64 = 0
     public private(set) var files: [String] = []
 
+    /// The size frames of `width` x `height` are written at: odd sides cropped by one pixel.
+    public nonisolated static func encodedSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        (width - width % 2, height - height % 2)
+    }
+
+    /// `settings` give the frames' size; the video is written at `encodedSize` of it.
     public init(path: String, settings: H264Writer.Settings, segmentSeconds: Double?) throws {
         self.path = path
+        var settings = settings
+        let given = (settings.width, settings.height)
+        (settings.width, settings.height) = Self.encodedSize(width: given.0, height: given.1)
+        guard settings.width >= 2 && settings.height >= 2 else {
+            throw JobError("cannot write '\(path)': H.264 needs frames of at least 2x2, these are \(given.0)x\(given.1)")
+        }
         self.settings = settings
         self.segmentSeconds = segmentSeconds
         if segmentSeconds == nil {  // a single file exists (and fails) from the start
@@ -38,6 +51,7 @@ public actor VideoOutput {
 
     /// Appends a frame at `pts` (in the settings' time base), starting a new segment when one is full.
     public func append(_ image: RGBImage, pts: Int64, audio: [AudioPacket]) async throws {
+        let image = Self.cropped(image, width: settings.width, height: settings.height)
         if let segmentSeconds {
             let elapsed = Double(pts - segmentStart) * settings.timeBase.value
             if writer == nil || elapsed >= segmentSeconds {
@@ -61,5 +75,18 @@ public actor VideoOutput {
     public func abort() async {
         await writer?.abort()
         writer = nil
+    }
+
+    /// `image` without its columns and rows beyond `width` x `height`.
+    static func cropped(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        guard image.width != width || image.height != height else { return image }
+        precondition(width <= image.width && height <= image.height)
+        var samples = [UInt8]()
+        samples.reserveCapacity(width * height * 3)
+        for y in 0..<height {
+            let start = y * image.width * 3
+            samples.append(contentsOf: image.samples[start..<(start + width * 3)])
+        }
+        return RGBImage(width: width, height: height, channels: 3, samples: samples)
     }
 }

@@ -72,6 +72,10 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     let feed: FrameFeed
     if let early { feed = early } else { feed = try await source.open(onEvent: SourceOptions.report) }
     let monitor = try makeMonitor(model: model, size: size, modelOptions: modelOptions, options: options)
+    let encoded = VideoOutput.encodedSize(width: feed.info.width, height: feed.info.height)
+    if encoded != (feed.info.width, feed.info.height) && encoded.width >= 2 && encoded.height >= 2 {
+        Console.info("\(input) is \(feed.info.width)x\(feed.info.height); H.264 needs even sides, so \(output) is \(encoded.width)x\(encoded.height) (the last column or row cropped)")
+    }
     let control = RunControl(monitor: monitor)
     let trap = SignalTrap { control.stop() }
     if source.live { Console.info("live: reading the newest frame; frames the pipeline cannot keep up with are dropped") }

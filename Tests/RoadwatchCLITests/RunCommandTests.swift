@@ -5,6 +5,23 @@ import VideoIO
 
 @Suite("roadwatch run, through the binary")
 struct RunCommandTests {
+    @Test("an odd-sized input is written one pixel smaller, said on stderr; a 1x1 input is refused in one line")
+    func oddSizes() async throws {
+        let scratch = try ScratchDirectory("odd")
+        let odd = scratch.path("odd.png"), one = scratch.path("one.png")
+        try StillImage.writePNG(RGBImage(width: 41, height: 23, channels: 3, repeating: 90), to: odd)
+        try StillImage.writePNG(RGBImage(width: 1, height: 1, channels: 3, repeating: 90), to: one)
+        let run = try RoadwatchBinary.run(["run", odd, "-o", scratch.path("odd.mp4"), "--size", "256x128", "--quiet"], timeout: 120)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("is 41x23") && run.stderr.contains("is 40x22"), "\(run.stderr)")
+        let produced = try await VideoSource.open(scratch.path("odd.mp4"))
+        #expect(produced.info.width == 40 && produced.info.height == 22)
+        let refused = try RoadwatchBinary.run(["run", one, "-o", scratch.path("one.mp4"), "--size", "256x128", "--quiet"], timeout: 120)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.split(separator: "\n").count == 1 && refused.stderr.contains("at least 2x2, these are 1x1"),
+                "\(refused.stderr)")
+    }
+
     /// swscale's vector code read and wrote past the end of such frames' exact-size buffers (heap corruption,
     /// exit 134/139 on every run before the fix); every overlay draws on them too.
     @Test("tiny frames (2x2, 4x4, 8x8) are processed and encoded, with every overlay", arguments: [2, 4, 8])
