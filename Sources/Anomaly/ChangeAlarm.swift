@@ -148,9 +148,9 @@ public struct ChangeAlarm: Sendable {
             if history.count > 2 { history.removeFirst() }
         }
         guard score != nil, history.count == 2 else { return [Bool](repeating: false, count: n) }
-        let before = Self.grow(zip(history[0], history[1]).map { $0 || $1 }, width: gw, height: gh)
+        let before = BinaryMask.grow(zip(history[0], history[1]).map { $0 || $1 }, width: gw, height: gh, by: 1)
         let persistent = (0..<n).map { raw[$0] && before[$0] }
-        return Self.dropSmall(persistent, width: gw, height: gh, minimum: settings.minimumAlarmCells)
+        return BinaryMask.dropSmall(persistent, width: gw, height: gh, minimum: settings.minimumAlarmCells)
     }
 
     /// Drivable cells: those of `roadClass`, and every cell between two of them in its row or its column
@@ -167,46 +167,6 @@ public struct ChangeAlarm: Sendable {
             if let first = column.first, let last = column.last { for y in first...last { area[y * w + x] = true } }
         }
         return area
-    }
-
-    /// `mask` grown by one cell in all eight directions.
-    static func grow(_ mask: [Bool], width w: Int, height h: Int) -> [Bool] {
-        var out = mask
-        for y in 0..<h {
-            for x in 0..<w where mask[y * w + x] {
-                for dy in -1...1 {
-                    for dx in -1...1 {
-                        let nx = x + dx, ny = y + dy
-                        if nx >= 0 && nx < w && ny >= 0 && ny < h { out[ny * w + nx] = true }
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    /// `mask` without its 4-connected regions of fewer than `minimum` cells.
-    static func dropSmall(_ mask: [Bool], width w: Int, height h: Int, minimum: Int) -> [Bool] {
-        guard minimum > 1 else { return mask }
-        var out = mask
-        var seen = [Bool](repeating: false, count: mask.count)
-        for start in mask.indices where mask[start] && !seen[start] {
-            var stack = [start], region: [Int] = []
-            seen[start] = true
-            while let p = stack.popLast() {
-                region.append(p)
-                let x = p % w, y = p / w
-                for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && nx < w && ny >= 0 && ny < h {
-                    let q = ny * w + nx
-                    if mask[q] && !seen[q] {
-                        seen[q] = true
-                        stack.append(q)
-                    }
-                }
-            }
-            if region.count < minimum { for p in region { out[p] = false } }
-        }
-        return out
     }
 }
 

@@ -20,26 +20,11 @@ public enum Regions {
         let gw = analysis.gridWidth, gh = analysis.gridHeight
         let mask = analysis.oodCells
         let labels = analysis.clusterings[0].kmeans.labels
-        var seen = [Bool](repeating: false, count: mask.count)
         var regions: [AnomalyRegion] = []
         // Output pixel edges of grid column/row i: [i * width / gw, (i + 1) * width / gw).
         func xEdge(_ i: Int) -> Int { i * width / gw }
         func yEdge(_ i: Int) -> Int { i * height / gh }
-        for start in mask.indices where mask[start] && !seen[start] {
-            var stack = [start]
-            seen[start] = true
-            var cells: [Int] = []
-            while let cell = stack.popLast() {
-                cells.append(cell)
-                let x = cell % gw, y = cell / gw
-                for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && nx < gw && ny >= 0 && ny < gh {
-                    let next = ny * gw + nx
-                    if mask[next] && !seen[next] {
-                        seen[next] = true
-                        stack.append(next)
-                    }
-                }
-            }
+        for cells in BinaryMask.components(mask, width: gw, height: gh) {
             let xs = cells.map { $0 % gw }, ys = cells.map { $0 / gw }
             let x0 = xEdge(xs.min()!), x1 = xEdge(xs.max()! + 1), y0 = yEdge(ys.min()!), y1 = yEdge(ys.max()! + 1)
             let area = cells.reduce(0) { $0 + (xEdge($1 % gw + 1) - xEdge($1 % gw)) * (yEdge($1 / gw + 1) - yEdge($1 / gw)) }

@@ -68,9 +68,9 @@ public struct AlarmMetrics: Sendable, Equatable, Codable {
         }
         objectFrames += 1
         if firstObjectFrame == nil { firstObjectFrame = index }
-        let near = Self.grow(object, width: width, height: height, by: Self.touchMargin)
+        let near = BinaryMask.grow(object, width: width, height: height, by: Self.touchMargin)
         var hit = false, stray = false
-        for region in Self.components(flagged, width: width, height: height) {
+        for region in BinaryMask.components(flagged, width: width, height: height) {
             if region.contains(where: { near[$0] }) { hit = true } else { stray = true }
         }
         if hit {
@@ -93,56 +93,5 @@ public struct AlarmMetrics: Sendable, Equatable, Codable {
         falseNegatives += other.falseNegatives
         firstObjectFrame = nil
         firstHitFrame = nil
-    }
-
-    /// `mask` grown by `r` pixels in every direction (a (2r+1)² square), row pass then column pass.
-    static func grow(_ mask: [Bool], width w: Int, height h: Int, by r: Int) -> [Bool] {
-        var rows = [Bool](repeating: false, count: mask.count)
-        for y in 0..<h {
-            var last = -r - 1  // the last set column seen, scanning right; then scanning left
-            for x in 0..<w {
-                if mask[y * w + x] { last = x }
-                if x - last <= r { rows[y * w + x] = true }
-            }
-            last = w + r + 1
-            for x in stride(from: w - 1, through: 0, by: -1) {
-                if mask[y * w + x] { last = x }
-                if last - x <= r { rows[y * w + x] = true }
-            }
-        }
-        var out = [Bool](repeating: false, count: mask.count)
-        for x in 0..<w {
-            var last = -r - 1
-            for y in 0..<h {
-                if rows[y * w + x] { last = y }
-                if y - last <= r { out[y * w + x] = true }
-            }
-            last = h + r + 1
-            for y in stride(from: h - 1, through: 0, by: -1) {
-                if rows[y * w + x] { last = y }
-                if last - y <= r { out[y * w + x] = true }
-            }
-        }
-        return out
-    }
-
-    /// 4-connected components of the set pixels, as lists of pixel indices.
-    static func components(_ mask: [Bool], width w: Int, height h: Int) -> [[Int]] {
-        var seen = [Bool](repeating: false, count: mask.count)
-        var result: [[Int]] = []
-        for start in mask.indices where mask[start] && !seen[start] {
-            var stack = [start], region: [Int] = []
-            seen[start] = true
-            while let p = stack.popLast() {
-                region.append(p)
-                let x = p % w, y = p / w
-                if x > 0, mask[p - 1], !seen[p - 1] { seen[p - 1] = true; stack.append(p - 1) }
-                if x < w - 1, mask[p + 1], !seen[p + 1] { seen[p + 1] = true; stack.append(p + 1) }
-                if y > 0, mask[p - w], !seen[p - w] { seen[p - w] = true; stack.append(p - w) }
-                if y < h - 1, mask[p + w], !seen[p + w] { seen[p + w] = true; stack.append(p + w) }
-            }
-            result.append(region)
-        }
-        return result
     }
 }

@@ -79,6 +79,25 @@ struct MethodOptions: ParsableArguments {
     }
 }
 
+/// Where an eval's results go besides the table: `--json`, and whether progress shows.
+struct EvalOutput: ParsableArguments {
+    @Option(help: "Write the results as one JSON object to this file ('-' for stdout).")
+    var json: String?
+
+    @Flag(help: "No progress on stderr.")
+    var quiet = false
+
+    /// A JSON file that cannot be written fails before the work, not after it.
+    func validate() throws {
+        guard let json, json != "-" else { return }
+        do {
+            try OutputChecks.writable(json, what: "JSON file")
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
 /// Writes `object` as JSON to `path` ("-" for stdout).
 func writeJSON(_ object: [String: Any], to path: String) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
@@ -126,17 +145,13 @@ struct RoadAnomalyEval: AsyncParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var method: MethodOptions
 
-    @Option(help: "Write the results as one JSON object to this file ('-' for stdout).")
-    var json: String?
-
-    @Flag(help: "No progress on stderr.")
-    var quiet = false
+    @OptionGroup var output: EvalOutput
 
     func run() async throws {
         let dataset = try RoadAnomalyDataset(folder: folder)
         let (model, size) = try await modelOptions.load()
         let settings = method.settings
-        let progress = Progress(total: dataset.items.count, unit: "images", quiet: quiet)
+        let progress = Progress(total: dataset.items.count, unit: "images", quiet: output.quiet)
         let result = try await ImageEvaluation.run(dataset, model: model, size: size, settings: settings) { image in
             progress.advance(note: image.name)
         }
@@ -146,7 +161,7 @@ struct RoadAnomalyEval: AsyncParsableCommand {
         print("RoadAnomaly: \(dataset.items.count) images at \(size) (\(model.descriptor.name), K=\(settings.clusterCounts.map(String.init).joined(separator: "+")), \(method.variant), tau \(method.tau)); \(result.pixels) pixels")
         print(metricsTable(metrics))
         print(String(format: "%.2f s per image", seconds / Double(dataset.items.count)))
-        if let json {
+        if let json = output.json {
             var methods: [String: Any] = [:]
             for (name, m) in metrics { methods[name] = ["AP": m.ap, "FPR95": m.fpr95, "AUROC": m.auroc] }
             var perImage: [String: Any] = [:]
@@ -195,11 +210,7 @@ struct VideoEval: AsyncParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var method: MethodOptions
 
-    @Option(help: "Write the results as one JSON object to this file ('-' for stdout).")
-    var json: String?
-
-    @Flag(help: "No progress on stderr.")
-    var quiet = false
+    @OptionGroup var output: EvalOutput
 
     func validate() throws {
         guard every >= 1 else { throw ValidationError("--every must be at least 1") }
@@ -213,7 +224,7 @@ struct VideoEval: AsyncParsableCommand {
         let (model, size) = try await modelOptions.load()
         let settings = method.settings
         let total = try await VideoSource.open(video).info.frameCount.map { ($0 + every - 1) / every }
-        let progress = Progress(total: total, unit: "frames", quiet: quiet)
+        let progress = Progress(total: total, unit: "frames", quiet: output.quiet)
         let r = try await VideoEvaluation.run(video: video, masks: masks, every: every, model: model, size: size,
                                               settings: settings, onWarning: { Console.warning($0) }) { _ in progress.advance() }
         progress.finish()
@@ -225,7 +236,7 @@ struct VideoEval: AsyncParsableCommand {
         print(AlarmTable.header)
         print(AlarmTable.row(video, r.alarms))
         print(String(format: "%.2f s per frame", r.seconds / Double(r.frames)))
-        if let json {
+        if let json = output.json {
             var methods: [String: Any] = [:]
             for (name, m) in r.metrics { methods[name] = ["AP": m.ap, "FPR95": m.fpr95] }
             func number(_ x: Double) -> Any { x.isNaN ? NSNull() : x }
@@ -271,7 +282,11 @@ struct VideosEval: AsyncParsableCommand {
         commandName: "videos",
         abstract: "The binary alarm on several clips: hit, clean-alarm and stray-alarm rates, first hit, pixel F1.",
         discussion: """
-            Each PATH is a folder holding video.mp4 and masks/NNNNN.png (the synthetic_* layout: 0 = in             distribution, 2 = anomaly), or a plain video, whose frames all count as clean. Every clip runs             through the monitor's own stages, warm-started across the frames scored, so the mask measured is             the one `run` writes. "clean" pools the clean frames of every clip (the plain videos and the             object clips' frames before the object); the other columns are means over the clips with objects.
+            Each PATH is a folder holding video.mp4 and masks/NNNNN.png (the synthetic_* layout: 0 = in \
+            distribution, 2 = anomaly), or a plain video, whose frames all count as clean. Every clip runs \
+            through the monitor's own stages, warm-started across the frames scored, so the mask measured is \
+            the one `run` writes. "clean" pools the clean frames of every clip (the plain videos and the \
+            object clips' frames before the object); the other columns are means over the clips with objects.
             """
     )
 
@@ -284,11 +299,7 @@ struct VideosEval: AsyncParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var method: MethodOptions
 
-    @Option(help: "Write the results as one JSON object to this file ('-' for stdout).")
-    var json: String?
-
-    @Flag(help: "No progress on stderr.")
-    var quiet = false
+    @OptionGroup var output: EvalOutput
 
     func validate() throws {
         guard every >= 1 else { throw ValidationError("--every must be at least 1") }
@@ -312,14 +323,13 @@ struct VideosEval: AsyncParsableCommand {
 
     func run() async throws {
         let clips = try paths.map(Self.clip)
-        if let json, json != "-" { try OutputChecks.writable(json, what: "JSON file") }
         let (model, size) = try await modelOptions.load()
         let settings = method.settings
         var rows: [(String, AlarmMetrics, Double)] = []
         print("\(clips.count) clips at \(size) (\(model.descriptor.name), K=\(method.k), \(method.variant), tau \(method.tau), every \(every))")
         print(AlarmTable.header)
         for (path, clip) in zip(paths, clips) {
-            let progress = Progress(total: nil, unit: "frames", quiet: quiet)
+            let progress = Progress(total: nil, unit: "frames", quiet: output.quiet)
             let r = try await VideoEvaluation.run(video: clip.video, masks: clip.masks, every: every, model: model, size: size,
                                                   settings: settings, poolsPixels: false,
                                                   onWarning: { Console.warning($0) }) { _ in progress.advance(note: path) }
@@ -344,7 +354,7 @@ struct VideosEval: AsyncParsableCommand {
                      AlarmTable.cell(means["f1"]!), clean.cleanFrames, AlarmTable.cell(clean.cleanAlarmRate)))
         let secondsPerFrame = rows.map(\.2).reduce(0, +) / Double(max(1, rows.count))
         print(String(format: "%.3f s per frame", secondsPerFrame))
-        if let json {
+        if let json = output.json {
             var clipObjects: [[String: Any]] = []
             for (name, a, _) in rows {
                 var o = AlarmTable.object(a)

@@ -78,7 +78,7 @@ struct ChangeAlarmTests {
         let mask = [true, false, false,
                     false, true, true,
                     false, false, false]
-        #expect(ChangeAlarm.dropSmall(mask, width: 3, height: 3, minimum: 2) == [false, false, false, false, true, true,
+        #expect(BinaryMask.dropSmall(mask, width: 3, height: 3, minimum: 2) == [false, false, false, false, true, true,
                                                                                    false, false, false])
     }
 }

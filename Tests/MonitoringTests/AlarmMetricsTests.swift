@@ -1,4 +1,5 @@
 import Testing
+import Anomaly
 @testable import Monitoring
 
 @Suite("Alarm metrics")
@@ -52,7 +53,7 @@ struct AlarmMetricsTests {
     func grow() {
         var m = [Bool](repeating: false, count: 11 * 11)
         m[5 * 11 + 5] = true
-        let g = AlarmMetrics.grow(m, width: 11, height: 11, by: 2)
+        let g = BinaryMask.grow(m, width: 11, height: 11, by: 2)
         for y in 0..<11 { for x in 0..<11 { #expect(g[y * 11 + x] == (abs(x - 5) <= 2 && abs(y - 5) <= 2)) } }
     }
 }
