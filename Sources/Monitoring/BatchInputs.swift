@@ -60,7 +60,7 @@ public enum BatchInputs {
         return [BatchItem(input: path, key: stem(cleanRelative(argument)))]
     }
 
-    /// Video files under `root`, recursively, hidden entries skipped; keyed by their path inside `root`.
+    /// Video files (or links to them) under `root`, recursively, hidden entries skipped; keyed by their path inside `root`.
     private static func folder(_ root: String) throws -> [BatchItem] {
         let rootURL = URL(fileURLWithPath: root).standardizedFileURL
         guard let walker = FileManager.default.enumerator(at: rootURL, includingPropertiesForKeys: [.isRegularFileKey],
@@ -71,7 +71,9 @@ public enum BatchInputs {
         let prefix = rootURL.path.hasSuffix("/") ? rootURL.path : rootURL.path + "/"
         for case let url as URL in walker {
             guard videoExtensions.contains(url.pathExtension.lowercased()),
-                  (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true else { continue }
+                  // A link to a video counts as the video (folders of links to an archive are common).
+                  (try? url.resolvingSymlinksInPath().resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true
+            else { continue }
             let full = url.standardizedFileURL.path
             let relative = full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : url.lastPathComponent
             items.append(BatchItem(input: full, key: stem(relative)))

@@ -74,18 +74,16 @@ public struct ReconnectEvent: Codable, Sendable, Equatable {
     }
 }
 
-/// Appends JSON lines to a file, one whole line per write. An actor: the sink and a stop may both reach it.
+/// Appends JSON lines to a file, one whole line per `write(2)`: nothing is buffered in the process, so a
+/// kill at any moment leaves every line before it whole. An actor: the sink and a stop may both reach it.
 public actor EventLog {
-    private let handle: FileHandle
+    private let file: AppendFile
     public nonisolated let path: String
     private let encoder: JSONEncoder
 
     public init(path: String) throws(JobError) {
         self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-            throw JobError("cannot create events file '\(path)'")
-        }
-        self.handle = handle
+        file = try AppendFile(path: path, what: "events file")
         encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
     }
@@ -97,18 +95,10 @@ public actor EventLog {
         } catch {
             throw JobError("cannot encode an event for '\(path)': \(error)")
         }
-        do {
-            try handle.write(contentsOf: data + Data("\n".utf8))
-        } catch {
-            throw JobError("cannot write events file '\(path)': \(error.localizedDescription)")
-        }
+        try file.write(data + Data("\n".utf8))
     }
 
     public func close() throws(JobError) {
-        do {
-            try handle.close()
-        } catch {
-            throw JobError("cannot close events file '\(path)': \(error.localizedDescription)")
-        }
+        try file.close()
     }
 }

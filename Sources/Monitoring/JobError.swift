@@ -1,9 +1,79 @@
 import Foundation
+import VideoIO
 
 /// A job that cannot go on, in one line that names the file or input and the cause.
 public struct JobError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The system error behind it, when there was one (`ENOSPC`, ...).
+    public var errno: Int32?
+    public init(_ description: String, errno: Int32? = nil) {
+        self.description = description
+        self.errno = errno
+    }
+
+    /// Whether `error` is a full disk (or quota): nothing more can be written there, so a batch stops.
+    public static func isDiskFull(_ error: any Error) -> Bool {
+        let full: Set<Int32> = [ENOSPC, EDQUOT]
+        if let error = error as? JobError, let number = error.errno { return full.contains(number) }
+        if let error = error as? VideoIOError, let code = error.code { return full.contains(-code) }
+        return false
+    }
+}
+
+/// A file written with `write(2)` and nothing buffered in the process: what `write` returned is with the
+/// kernel, so a kill does not lose it. Each write also checks the file still has a name: a removed file
+/// (or a removed output folder) takes writes without error, which would lose them silently.
+final class AppendFile: Sendable {
+    let path: String
+    let what: String
+    private let descriptor: Int32
+
+    init(path: String, what: String) throws(JobError) {
+        self.path = path
+        self.what = what
+        let opened = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard opened >= 0 else {
+            let number = errno
+            throw JobError("cannot create \(what) '\(path)': \(describeErrno(number))", errno: number)
+        }
+        descriptor = opened
+    }
+
+    deinit { _ = Glibc.close(descriptor) }
+
+    func write(_ data: Data) throws(JobError) {
+        let start = lseek(descriptor, 0, SEEK_CUR)
+        var failure: Int32?
+        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < bytes.count {
+                let wrote = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if wrote < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                offset += wrote
+            }
+        }
+        if let failure {
+            // A line cut short (a full disk) is taken back, so the file still parses line by line.
+            if start >= 0 { _ = ftruncate(descriptor, start) }
+            throw JobError("cannot write \(what) '\(path)': \(describeErrno(failure))", errno: failure)
+        }
+        var status = stat()
+        if fstat(descriptor, &status) == 0 && status.st_nlink == 0 {
+            throw JobError("cannot write \(what) '\(path)': it was removed while being written (or its folder was)",
+                           errno: ENOENT)
+        }
+    }
+
+    func close() throws(JobError) {
+        if fsync(descriptor) != 0 && errno != EINVAL {
+            let number = errno
+            throw JobError("cannot write \(what) '\(path)': \(describeErrno(number))", errno: number)
+        }
+    }
 }
 
 /// Checks made before any work, so a bad output path fails in one line before the model loads.

@@ -131,7 +131,10 @@ public final class Monitor: Sendable {
                     summary.record(done)
                 }
             }
-            try await group.waitForAll()
+            // Not `waitForAll()`: it waits for every task before raising the first error, and after a sink
+            // error the stages before it wait forever to hand on their frames. `next()` raises at once, and
+            // leaving the group with an error cancels the rest.
+            while try await group.next() != nil {}
         }
         if let error = sourceError.value { throw error }
         return summary.result()

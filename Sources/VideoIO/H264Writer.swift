@@ -3,9 +3,13 @@ import Foundation
 
 /// Encodes RGB frames as H.264 (libx264, yuv420p) into an MP4 file.
 ///
-/// The file stays playable however writing ends: `finish()` flushes the encoder and writes the trailer with
-/// the index moved to the front (`+faststart`); `abort()`, a thrown error inside `write(to:settings:_:)`,
-/// task cancellation, or dropping the writer flush what was encoded and write a plain trailer.
+/// The file on disk plays however writing ends, a kill -9 included: it is written as a fragmented MP4, a
+/// fragment at least every second, each flushed to the kernel as it is made, so a kill loses at most the
+/// last second. `finish()` then turns it into an ordinary MP4 with its index at the front (`+faststart`,
+/// the packets copied, not re-encoded) unless `Settings.fragmented` keeps it fragmented. `abort()`, a
+/// thrown error inside `write(to:settings:_:)`, task cancellation, or dropping the writer leave the
+/// fragmented file as it is. A write error (a full disk) is thrown with its cause; the fragments already
+/// written stay playable.
 public final class H264Writer: Sendable {
     /// Encoder and container settings.
     public struct Settings: Sendable {
@@ -21,9 +25,11 @@ public final class H264Writer: Sendable {
         public var preset: String
         /// Encoder threads; 0 lets x264 choose.
         public var threads: Int
-        /// Fragmented MP4: playable up to its last fragment even if the process dies, and writable to
-        /// pipes. Off: one index, moved to the front on a normal close.
+        /// Keep the file fragmented when it is finished (and the only way to write to a pipe). Off: a
+        /// finished file is an ordinary MP4 with its index at the front. Either way it is written fragmented.
         public var fragmented: Bool
+        /// Longest stretch of video not yet in a complete fragment on disk, in seconds.
+        public var fragmentSeconds = 1.0
         /// An audio stream to copy into the file unchanged (packets given to `appendAudio`).
         public var audio: AudioStreamInfo?
 
@@ -78,12 +84,17 @@ public final class H264Writer: Sendable {
         try await lane.run { [core] in try core.writeAudio(packets) }
     }
 
-    /// Flushes the encoder and writes the trailer with the index at the front of the file.
+    /// Flushes the encoder and closes the file; then, unless `settings.fragmented`, rewrites it as an ordinary
+    /// MP4 with the index at the front. If that rewrite fails (no room for the copy), the fragmented file is
+    /// kept — it plays — and the error says so.
     public func finish() async throws {
-        try await lane.run { [core] in try core.close(normally: true) }
+        try await lane.run { [core] in
+            try core.close(normally: true)
+            if !core.settings.fragmented && core.path != "-" { try MP4Faststart.rewrite(core.path) }
+        }
     }
 
-    /// Flushes what was encoded and writes a plain trailer; never throws, for error paths.
+    /// Flushes what was encoded and closes the fragmented file; never throws, for error paths.
     public func abort() async {
         _ = try? await lane.run { [core] in try core.close(normally: false) }
     }
@@ -124,6 +135,11 @@ private final class EncoderCore: @unchecked Sendable {
     private var lastPTS: Int64?
     private var closed = false
     private var headerWritten = false
+    /// The file's identity when created: a write to a file removed since (or whose folder was) fails.
+    private var identity: (device: UInt64, inode: UInt64)?
+    /// The file's size after the last successful write: the end of its last whole fragment.
+    private var wholeFragmentsEnd: Int64 = 0
+    private var writeFailed = false
     private(set) var framesWritten = 0
 
     init(path: String, settings: H264Writer.Settings) throws(VideoIOError) {
@@ -185,10 +201,18 @@ private final class EncoderCore: @unchecked Sendable {
         var io: UnsafeMutablePointer<AVIOContext>?
         try check(avio_open(&io, path == "-" ? "pipe:1" : path, AVIO_FLAG_WRITE), "create video", path)
         output.pointee.pb = io
-        let flags = settings.fragmented ? "+frag_keyframe+empty_moov+default_base_moof" : "+faststart"
-        var muxerOptions = makeDictionary(["movflags": flags])
+        identity = fileIdentity(path)
+        // Fragments at every key frame and at least every `fragmentSeconds`, each handed to the kernel as
+        // soon as it is complete (flush_packets): what is on disk plays up to the last fragment.
+        output.pointee.flags |= AVFMT_FLAG_FLUSH_PACKETS
+        var muxerOptions = makeDictionary([
+            "movflags": "+frag_keyframe+empty_moov+default_base_moof",
+            "frag_duration": String(Int(max(0.04, settings.fragmentSeconds) * 1e6)),
+        ])
         defer { av_dict_free(&muxerOptions) }
         try check(avformat_write_header(output, &muxerOptions), "write the header of", path)
+        avio_flush(io)
+        try wrote(io?.pointee.error ?? 0, "write the header of")
         headerWritten = true
 
         frame = av_frame_alloc()
@@ -250,6 +274,10 @@ private final class EncoderCore: @unchecked Sendable {
         try check(avcodec_send_frame(encoder, frame), "encode a frame of", path)
         try drain()
         framesWritten += 1
+        if let identity, let now = fileIdentity(path), now == identity {} else if identity != nil {
+            throw VideoIOError(.io, operation: "write to", target: path,
+                               message: "it was removed while being written (or its folder was)", code: rw_averror(ENOENT))
+        }
     }
 
     func writeAudio(_ packets: [AudioPacket]) throws(VideoIOError) {
@@ -271,7 +299,7 @@ private final class EncoderCore: @unchecked Sendable {
             if packet.pointee.dts != rw_nopts_value() { lastAudioDTS = packet.pointee.dts }
             let written = av_interleaved_write_frame(output, packet)
             av_packet_unref(packet)
-            try check(written, "copy audio into", path)
+            try wrote(written, "copy audio into")
         }
     }
 
@@ -286,8 +314,18 @@ private final class EncoderCore: @unchecked Sendable {
             packet.pointee.stream_index = stream.pointee.index
             let written = av_interleaved_write_frame(output, packet)
             av_packet_unref(packet)
-            try check(written, "write to", path)
+            try wrote(written, "write to")
         }
+    }
+
+    /// Notes where the file ends after a successful write — packets are flushed as written, so that is the
+    /// end of a whole fragment — or remembers that a write failed.
+    private func wrote(_ result: Int32, _ operation: String) throws(VideoIOError) {
+        if result < 0 {
+            writeFailed = true
+            try check(result, operation, path)
+        }
+        if let pb = output?.pointee.pb { wholeFragmentsEnd = avio_tell(pb) }
     }
 
     /// Flushes the encoder and writes the trailer. Idempotent; a failed flush still writes the trailer,
@@ -299,15 +337,94 @@ private final class EncoderCore: @unchecked Sendable {
         var firstError: VideoIOError?
         avcodec_send_frame(encoder, nil)
         do { try drain() } catch { firstError = error }
-        if !normally && !settings.fragmented {
-            // Moving the index to the front rewrites the whole file: not on an error path.
-            av_opt_set(output.pointee.priv_data, "movflags", "-faststart", 0)
-        }
         let trailer = av_write_trailer(output)
         if trailer < 0 && firstError == nil {
             firstError = VideoIOError(ffmpeg: trailer, operation: "write the trailer of", target: path)
         }
         if output.pointee.pb != nil { avio_closep(&output.pointee.pb) }
+        if (writeFailed || trailer < 0) && identity != nil {
+            // A write cut short (a full disk) leaves half a fragment at the end: cut the file back to its
+            // last whole fragment, so it plays to its end without errors.
+            truncate(path, off_t(wholeFragmentsEnd))
+        }
         if let firstError, normally { throw firstError }
+    }
+}
+
+/// The device and inode `path` names now, or nil if nothing is there (or it is not a local file).
+private func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+    guard path != "-", !path.contains("://") else { return nil }
+    var status = stat()
+    guard stat(path, &status) == 0 else { return nil }
+    return (UInt64(status.st_dev), UInt64(status.st_ino))
+}
+
+/// Rewrites a (fragmented) MP4 as an ordinary one with its index at the front, copying the packets.
+enum MP4Faststart {
+    static func rewrite(_ path: String) throws(VideoIOError) {
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent().appendingPathComponent("." + url.lastPathComponent + ".faststart").path
+        do {
+            try copy(from: path, to: temporary)
+        } catch {
+            unlink(temporary)
+            throw VideoIOError(error.kind, operation: "finish", target: path,
+                               message: "\(error.message); it is kept as a fragmented MP4, which plays", code: error.code)
+        }
+        if rename(temporary, path) != 0 {
+            let number = errno
+            unlink(temporary)
+            throw VideoIOError(.io, operation: "finish", target: path,
+                               message: "\(describeErrno(number)); it is kept as a fragmented MP4, which plays", code: -number)
+        }
+    }
+
+    private static func copy(from source: String, to target: String) throws(VideoIOError) {
+        var input: UnsafeMutablePointer<AVFormatContext>?
+        try check(avformat_open_input(&input, source, nil, nil), "read back", source)
+        defer { avformat_close_input(&input) }
+        guard let input else { return }
+        try check(avformat_find_stream_info(input, nil), "read back", source)
+
+        var created: UnsafeMutablePointer<AVFormatContext>?
+        try check(avformat_alloc_output_context2(&created, nil, "mp4", target), "create", target)
+        guard let output = created else { return }
+        defer {
+            if output.pointee.pb != nil { avio_closep(&output.pointee.pb) }
+            avformat_free_context(output)
+        }
+        let count = Int(input.pointee.nb_streams)
+        for index in 0..<count {
+            let from = input.pointee.streams[index]!
+            guard let to = avformat_new_stream(output, nil) else {
+                throw VideoIOError(.io, operation: "create", target: target, message: "out of memory")
+            }
+            try check(avcodec_parameters_copy(to.pointee.codecpar, from.pointee.codecpar), "create", target)
+            to.pointee.codecpar.pointee.codec_tag = 0
+            to.pointee.time_base = from.pointee.time_base
+            to.pointee.avg_frame_rate = from.pointee.avg_frame_rate
+        }
+        try check(avio_open(&output.pointee.pb, target, AVIO_FLAG_WRITE), "create", target)
+        var options = makeDictionary(["movflags": "+faststart"])
+        defer { av_dict_free(&options) }
+        try check(avformat_write_header(output, &options), "write the header of", target)
+        var packet = av_packet_alloc()
+        defer { av_packet_free(&packet) }
+        guard let packet else { return }
+        while true {
+            let read = av_read_frame(input, packet)
+            if read == rw_averror_eof() { break }
+            try check(read, "read back", source)
+            let index = Int(packet.pointee.stream_index)
+            guard index < count else { av_packet_unref(packet); continue }
+            av_packet_rescale_ts(packet, input.pointee.streams[index]!.pointee.time_base,
+                                 output.pointee.streams[index]!.pointee.time_base)
+            packet.pointee.pos = -1
+            let written = av_interleaved_write_frame(output, packet)
+            av_packet_unref(packet)
+            try check(written, "write", target)
+        }
+        try check(av_write_trailer(output), "write the trailer of", target)
+        try check(avio_closep(&output.pointee.pb), "close", target)
     }
 }

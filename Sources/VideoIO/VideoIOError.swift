@@ -1,4 +1,5 @@
 import CFFmpeg
+import Foundation
 
 /// An FFmpeg failure, or a video input that cannot be used, told in one line.
 ///
@@ -50,7 +51,9 @@ public struct VideoIOError: Error, CustomStringConvertible, Sendable, Equatable 
         case rw_averror(ECONNREFUSED), rw_averror(EIO), rw_averror(ENETUNREACH), rw_averror(EHOSTUNREACH): kind = .io
         default: kind = .invalidInput
         }
-        self.init(kind, operation: operation, target: target, message: ffmpegErrorString(code), code: code)
+        var message = ffmpegErrorString(code)
+        if code < 0 && code > -4096 { message = describeErrno(-code) }  // AVERROR(errno): name the errno too
+        self.init(kind, operation: operation, target: target, message: message, code: code)
     }
 
     public var description: String {
@@ -75,3 +78,14 @@ func check(_ code: Int32, _ operation: @autoclosure () -> String, _ target: Stri
     if code < 0 { throw VideoIOError(ffmpeg: code, operation: operation(), target: target) }
     return code
 }
+
+/// A system error number as people read it: "No space left on device (ENOSPC)".
+public func describeErrno(_ number: Int32) -> String {
+    let names: [Int32: String] = [
+        ENOSPC: "ENOSPC", EDQUOT: "EDQUOT", EIO: "EIO", EROFS: "EROFS", EACCES: "EACCES", EPERM: "EPERM",
+        ENOENT: "ENOENT", EFBIG: "EFBIG", EPIPE: "EPIPE", EISDIR: "EISDIR", ENOTDIR: "ENOTDIR", EBADF: "EBADF",
+    ]
+    let text = String(cString: strerror(number))
+    return names[number].map { "\(text) (\($0))" } ?? text
+}
+

@@ -91,7 +91,7 @@ struct Batch: AsyncParsableCommand {
         let pending = mine.filter { force || !runner.isDone($0) }
         let skipped = mine.count - pending.count
         if skipped > 0 { Console.info("batch: \(skipped) already done, skipped") }
-        var processed = 0, failed: [FailureRecord] = [], frames = 0
+        var processed = 0, failed: [FailureRecord] = [], frames = 0, diskFullAt: Int?
         let started = Date()
         var trap: SignalTrap?
         if !pending.isEmpty {
@@ -113,6 +113,11 @@ struct Batch: AsyncParsableCommand {
                 } catch {
                     Console.error("\(item.input): \(error)")
                     failed.append(runner.recordFailure(item, error: error))
+                    // Every input after this one would fail the same way.
+                    if JobError.isDiskFull(error) {
+                        diskFullAt = n
+                        break
+                    }
                 }
             }
         }
@@ -120,6 +125,9 @@ struct Batch: AsyncParsableCommand {
         print(String(format: "batch: %d processed, %d skipped, %d failed; %d frames in %.1f s (%.3f files/s, %.2f frames/s)",
                      processed, skipped, failed.count, frames, seconds, Double(processed) / max(seconds, 1e-9),
                      Double(frames) / max(seconds, 1e-9)))
+        if let n = diskFullAt {
+            throw RoadwatchError("batch: stopped, the disk of '\(out)' is full; \(pending.count - n - 1) inputs not started. Free some space and run the same command again to resume")
+        }
         if let status = trap?.exitStatus {
             Console.info("batch: interrupted; run the same command again to resume")
             throw ExitCode(status)

@@ -1,8 +1,9 @@
 import Dispatch
 import Foundation
 
-/// SIGINT and SIGTERM: the first one asks the run to stop cleanly (drain, finish the files); a second
-/// SIGINT exits at once.
+/// SIGINT and SIGTERM: the first one asks the run to stop cleanly (drain, finish the files); a second one
+/// exits at once, and so does the process when the clean stop takes longer than `grace` seconds (a write
+/// or a reconnect blocked). The video is written fragmented, so it plays either way.
 /// `@unchecked`: the dispatch sources are set once in `init` and only cancelled in `deinit`; `received` is
 /// read and written under `lock`.
 final class SignalTrap: @unchecked Sendable {
@@ -16,7 +17,7 @@ final class SignalTrap: @unchecked Sendable {
     /// Exit status for the signal received: 128 + its number (130 for SIGINT, 143 for SIGTERM).
     var exitStatus: Int32? { signal.map { 128 + $0 } }
 
-    init(onStop: @escaping @Sendable () -> Void) {
+    init(grace: Double = 20, onStop: @escaping @Sendable () -> Void) {
         for number in [SIGINT, SIGTERM] {
             Foundation.signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -32,8 +33,12 @@ final class SignalTrap: @unchecked Sendable {
                 if first {
                     Console.info("stopping: finishing the frames in flight (press Ctrl-C again to quit at once)")
                     onStop()
-                } else if number == SIGINT {
-                    _exit(130)
+                    DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
+                        Console.error("did not stop within \(Int(grace)) s of the signal; quitting (the video written so far plays)")
+                        _exit(128 + number)
+                    }
+                } else {
+                    _exit(128 + number)
                 }
             }
             source.resume()

@@ -64,6 +64,23 @@ struct MonitorTests {
         #expect(indices.count >= 5 && indices.count < 500)
         #expect(indices == Array(0..<indices.count))
     }
+
+    struct SinkFailure: Error, Equatable {}
+
+    /// A write error in the sink (a full disk) must end the run with that error, not leave the stages
+    /// waiting on each other. The run is given a minute (generous: it takes well under a second).
+    @Test("a sink that throws ends the run with its error", .timeLimit(.minutes(1)))
+    func sinkErrorEnds() async throws {
+        let model = try await ModelLoader.load(ModelRegistry.defaultName)
+        let monitor = try Monitor(model: model, configuration: Monitor.Configuration(size: FrameSize(width: 64, height: 64)))
+        let seen = Mutex(0)
+        await #expect(throws: SinkFailure()) {
+            _ = try await monitor.run(NumberedFrames(count: 500)) { _ in
+                if seen.withLock({ $0 += 1; return $0 }) == 3 { throw SinkFailure() }
+            }
+        }
+        #expect(seen.withLock { $0 } == 3)
+    }
 }
 
 @Suite("Overlay drawing")

@@ -71,7 +71,7 @@ public enum RoadwatchBinary {
 }
 
 /// Drains both pipes on background threads so a chatty child never blocks on a full pipe.
-private final class OutputCollector: @unchecked Sendable {
+final class OutputCollector: @unchecked Sendable {
     private var outData = Data(), errData = Data()
     private let group = DispatchGroup()
 
