@@ -24,8 +24,9 @@ public final class ESPNet: SegmentationModel, @unchecked Sendable {
     private let upL2: TransposedConv2x2
     private let fuse: Conv2D
     private let classifier: TransposedConv2x2
-    private let encoderArena = Arena()
-    private let decoderArena = Arena()
+    // Pools, not single arenas: the model is shared by every monitor that loads it, and they run at once.
+    private let encoderArenas = ArenaPool()
+    private let decoderArenas = ArenaPool()
 
     public init(weights w: WeightSet) throws(WeightError) {
         let eps = Self.bnEps
@@ -54,7 +55,10 @@ public final class ESPNet: SegmentationModel, @unchecked Sendable {
     }
 
     public func backbone(_ x: Tensor, capture: Capture?) -> BackboneOutput {
-        let a = encoderArena
+        encoderArenas.with { backbone(x, capture: capture, arena: $0) }
+    }
+
+    private func backbone(_ x: Tensor, capture: Capture?, arena a: Arena) -> BackboneOutput {
         let h = x.height, w = x.width
         precondition(x.channels == 3 && h % 8 == 0 && w % 8 == 0, "ESPNet input must be 3 x H x W with H, W multiples of 8")
         // cat[l1, sample1] is built in place: level1 writes channels 0..<16, the pooled image 16..<19.
@@ -104,7 +108,10 @@ public final class ESPNet: SegmentationModel, @unchecked Sendable {
     }
 
     public func decoder(_ encoded: BackboneOutput, capture: Capture?) -> Tensor {
-        let a = decoderArena
+        decoderArenas.with { decoder(encoded, capture: capture, arena: $0) }
+    }
+
+    private func decoder(_ encoded: BackboneOutput, capture: Capture?, arena a: Arena) -> Tensor {
         guard let l1 = encoded.maps["l1"], let c1 = encoded.maps["c1"] else {
             preconditionFailure("ESPNet decoder needs the l1 and c1 maps of its own backbone")
         }

@@ -21,8 +21,9 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
     private let merge2: PointwiseMerge, merge3: PointwiseMerge, merge4: PointwiseMerge
     private let br2: BatchNorm, br3: BatchNorm, br4: BatchNorm
     private let br2Slopes: [Float], br3Slopes: [Float], br4Slopes: [Float]
-    private let encoderArena = Arena()
-    private let decoderArena = Arena()
+    // Pools, not single arenas: the model is shared by every monitor that loads it, and they run at once.
+    private let encoderArenas = ArenaPool()
+    private let decoderArenas = ArenaPool()
 
     public init(weights w: WeightSet, featureLevel: FeatureLevel = .level4) throws(WeightError) {
         self.featureLevel = featureLevel
@@ -47,7 +48,10 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
     }
 
     public func backbone(_ x: Tensor, capture: Capture?) -> BackboneOutput {
-        let a = encoderArena
+        encoderArenas.with { backbone(x, capture: capture, arena: $0) }
+    }
+
+    private func backbone(_ x: Tensor, capture: Capture?, arena a: Arena) -> BackboneOutput {
         let h = x.height, w = x.width
         precondition(x.channels == 3 && h % 16 == 0 && w % 16 == 0, "ESPNetv2 input must be 3 x H x W with H, W multiples of 16")
         let half = a.tensor("image_pool2", [3, h / 2, w / 2])
@@ -93,22 +97,25 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
     }
 
     public func decoder(_ encoded: BackboneOutput, capture: Capture?) -> Tensor {
-        let a = decoderArena
+        decoderArenas.with { decoder(encoded, capture: capture, arena: $0) }
+    }
+
+    private func decoder(_ encoded: BackboneOutput, capture: Capture?, arena a: Arena) -> Tensor {
         guard let l1 = encoded.maps["l1"], let l2 = encoded.maps["l2"], let l3 = encoded.maps["l3"], let l4 = encoded.maps["l4"] else {
             preconditionFailure("ESPNetv2 decoder needs the l1...l4 maps of its own backbone")
         }
         let d1 = a.tensor("d1", [64, l4.height, l4.width])
         dec1.forward(l4, into: d1, arena: a)
         capture?("bu_dec_l1", d1)
-        let y2 = upAndMerge(d1, skip: l3, merge: merge2, bn: br2, slopes: br2Slopes, level: 2, capture: capture)
+        let y2 = upAndMerge(d1, skip: l3, merge: merge2, bn: br2, slopes: br2Slopes, level: 2, capture: capture, arena: a)
         let d2 = a.tensor("d2", [48, y2.height, y2.width])
         dec2.forward(y2, into: d2, arena: a)
         capture?("bu_dec_l2", d2)
-        let y3 = upAndMerge(d2, skip: l2, merge: merge3, bn: br3, slopes: br3Slopes, level: 3, capture: capture)
+        let y3 = upAndMerge(d2, skip: l2, merge: merge3, bn: br3, slopes: br3Slopes, level: 3, capture: capture, arena: a)
         let d3 = a.tensor("d3", [32, y3.height, y3.width])
         dec3.forward(y3, into: d3, arena: a)
         capture?("bu_dec_l3", d3)
-        let y4 = upAndMerge(d3, skip: l1, merge: merge4, bn: br4, slopes: br4Slopes, level: 4, capture: capture)
+        let y4 = upAndMerge(d3, skip: l1, merge: merge4, bn: br4, slopes: br4Slopes, level: 4, capture: capture, arena: a)
         let d4 = a.tensor("d4", [20, y4.height, y4.width])
         dec4.forward(y4, into: d4, arena: a)
         capture?("bu_dec_l4", d4)
@@ -119,8 +126,7 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
 
     /// `BR(up2(y) + merge(skip))`: one step up the decoder.
     private func upAndMerge(_ y: Tensor, skip: Tensor, merge: PointwiseMerge, bn: BatchNorm, slopes: [Float],
-                            level: Int, capture: Capture?) -> Tensor {
-        let a = decoderArena
+                            level: Int, capture: Capture?, arena a: Arena) -> Tensor {
         let up = a.tensor("up_l\(level)", [y.channels, skip.height, skip.width])
         Resize.bilinear(y, into: up, alignCorners: true)
         capture?("up_l\(level)", up)

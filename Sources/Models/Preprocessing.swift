@@ -23,9 +23,9 @@ public struct Normalization: Sendable, Equatable {
 
 /// Turns 8-bit interleaved RGB frames into a model's input tensor: bilinear resize on the float image
 /// (half-pixel centres, no antialiasing), channel order, normalisation.
-public final class Preprocessor: @unchecked Sendable {
+public final class Preprocessor: Sendable {
     public let normalization: Normalization
-    private let arena = Arena()
+    private let arenas = ArenaPool()
 
     public init(normalization: Normalization) {
         self.normalization = normalization
@@ -34,6 +34,12 @@ public final class Preprocessor: @unchecked Sendable {
     /// The network input (3, height, width) for an interleaved RGB image of `sourceWidth` x `sourceHeight`.
     public func tensor(rgb pixels: [UInt8], sourceWidth: Int, sourceHeight: Int, width: Int, height: Int) -> Tensor {
         precondition(pixels.count == sourceWidth * sourceHeight * 3, "pixel count does not match the size")
+        return arenas.with { arena in
+            convert(pixels, sourceWidth: sourceWidth, sourceHeight: sourceHeight, width: width, height: height, arena: arena)
+        }
+    }
+
+    private func convert(_ pixels: [UInt8], sourceWidth: Int, sourceHeight: Int, width: Int, height: Int, arena: Arena) -> Tensor {
         let planes = arena.tensor("source", [3, sourceHeight, sourceWidth])
         let order = normalization.order == .rgb ? [0, 1, 2] : [2, 1, 0]
         let n = sourceWidth * sourceHeight

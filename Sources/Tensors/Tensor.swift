@@ -99,6 +99,20 @@ public final class Tensor: @unchecked Sendable {
     }
 }
 
+/// Arenas for callers that may run at once (one model shared by several monitors): each call takes an
+/// arena no other call is using, and gives it back after. As many arenas as calls ever ran together.
+public final class ArenaPool: Sendable {
+    private let free = Mutex<[Arena]>([])
+
+    public init() {}
+
+    public func with<T>(_ body: (Arena) throws -> T) rethrows -> T {
+        let arena = free.withLock { $0.popLast() } ?? Arena()
+        defer { free.withLock { $0.append(arena) } }
+        return try body(arena)
+    }
+}
+
 /// Named tensors reused from one forward pass to the next, so activations are allocated once per size. A name's
 /// memory is as large as the largest shape asked for under it; layers that run one after another and whose
 /// buffers die with them share a name, and so share the memory.

@@ -112,3 +112,28 @@ struct OverlayTests {
         #expect(drawn.samples[6] > 150 && drawn.samples[8] < 100)  // red up, blue down
     }
 }
+
+@Suite("One model, several monitors")
+struct SharedModelTests {
+    /// The masks of `frames` through a monitor of its own on `model`.
+    static func masks(_ model: LoadedModel, _ frames: Int) async throws -> [[Bool]] {
+        let monitor = try Monitor(model: model, configuration: Monitor.Configuration(size: FrameSize(width: 64, height: 64)))
+        let masks = Mutex<[[Bool]]>([])
+        _ = try await monitor.run(NumberedFrames(count: frames)) { done in masks.withLock { $0.append(done.mask) } }
+        return masks.withLock { $0 }
+    }
+
+    /// Before, the model's scratch memory was one per model: monitors sharing it (cameras of one service)
+    /// wrote into each other's activations and crashed.
+    @Test("four monitors on one loaded model at once give what one alone gives")
+    func concurrentMonitors() async throws {
+        let model = try await ModelLoader.load(ModelRegistry.defaultName)
+        let alone = try await Self.masks(model, 12)
+        let together = try await withThrowingTaskGroup(of: [[Bool]].self) { group in
+            for _ in 0..<4 { group.addTask { try await Self.masks(model, 12) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(together.count == 4)
+        for masks in together { #expect(masks == alone) }
+    }
+}
