@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "VideoIO", targets: ["VideoIO"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "ONNX", targets: ["ONNX"]),
         .library(name: "Anomaly", targets: ["Anomaly"]),
         .library(name: "Overlay", targets: ["Overlay"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
@@ -19,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Thin C shims: a module map and a header each, no logic.
@@ -41,6 +43,13 @@ let package = Package(
 
         // Float32 tensors and the operations the models need, GEMM through OpenBLAS.
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        // ONNX models run on the tensor operations: the file (protobuf, generated once from Proto/ and
+        // committed), the operators, constant folding for a fixed input size.
+        .target(
+            name: "ONNX",
+            dependencies: ["Tensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Proto"]
+        ),
         // Weight files, architectures, the model registry.
         .target(
             name: "Models",
@@ -93,6 +102,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "TestKit"]),
         .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "Tensors", "Models", "VideoIO", "TestKit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
+        .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Models", "TestKit"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MonitoringTests",
             dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit",

@@ -1,0 +1,189 @@
+import Foundation
+import Tensors
+
+/// An ONNX graph ready for one input shape: every node that does not depend on the image has been run
+/// once at load (weights, shape arithmetic, constants) and its outputs kept; `run` executes the rest, in
+/// the file's order (ONNX requires topological order), dropping each value after its last use.
+public final class PreparedGraph: Sendable {
+    public let graph: ONNXGraph
+    public let inputName: String
+    public let inputShape: [Int]
+    private let constants: [String: Value]
+    private let plan: [Node]
+    /// For each planned node, the values whose last use it is.
+    private let releases: [[String]]
+    private let arenas = ArenaPool()
+    /// Shapes of every value seen in the preparing run.
+    public let shapes: [String: [Int]]
+
+    /// Prepares `graph` for an input of `inputShape` (1xCxHxW), keeping `wanted` outputs (values by name).
+    public init(_ graph: ONNXGraph, inputShape: [Int], keep wanted: [String]) throws(ONNXError) {
+        self.graph = graph
+        guard let input = graph.inputs.first else { throw ONNXError("'\(graph.path)' has no input") }
+        guard graph.inputs.count == 1 else {
+            throw ONNXError("'\(graph.path)' has \(graph.inputs.count) inputs (\(graph.inputs.map(\.name).joined(separator: ", "))); roadwatch feeds one image")
+        }
+        if input.shape.count != inputShape.count || zip(input.shape, inputShape).contains(where: { $0 > 0 && $0 != $1 }) {
+            throw ONNXError("'\(graph.path)' takes input '\(input.name)' of shape \(input.shape), not \(inputShape)")
+        }
+        inputName = input.name
+        self.inputShape = inputShape
+        var values = graph.constants
+        var dynamic: Set<String> = [input.name]
+        values[input.name] = Value(shape: inputShape, floats: [Float](repeating: 0, count: inputShape.reduce(1, *)))
+        var plan: [Node] = []
+        var shapes: [String: [Int]] = [:]
+        let arena = Arena()
+        for node in graph.nodes {
+            let arguments = try node.inputs.map { (name: String) throws(ONNXError) -> Value? in
+                if name.isEmpty { return nil }
+                guard let value = values[name] else { throw node.fail("input '\(name)' is not produced before it is used") }
+                return value
+            }
+            let outputs = try Operators.execute(node, arguments, arena: arena)
+            let isDynamic = node.op != "Shape" && node.op != "Size" && node.inputs.contains { dynamic.contains($0) }
+            for (name, value) in zip(node.outputs, outputs) {
+                values[name] = value
+                shapes[name] = value.shape
+                if isDynamic { dynamic.insert(name) }
+            }
+            if isDynamic { plan.append(node) }
+        }
+        for name in wanted where values[name] == nil {
+            throw ONNXError("'\(graph.path)' has no value named '\(name)'")
+        }
+        // Keep the constants the plan reads and the wanted ones that are constant.
+        let read = Set(plan.flatMap(\.inputs)).union(wanted)
+        constants = values.filter { read.contains($0.key) && !dynamic.contains($0.key) }
+        var lastUse: [String: Int] = [:]
+        for (index, node) in plan.enumerated() { for name in node.inputs where dynamic.contains(name) { lastUse[name] = index } }
+        var releases = [[String]](repeating: [], count: plan.count)
+        for (name, index) in lastUse where !wanted.contains(name) { releases[index].append(name) }
+        self.plan = plan
+        self.releases = releases
+        self.shapes = shapes
+    }
+
+    /// Nodes left to run per frame.
+    public var plannedNodes: Int { plan.count }
+
+    /// Runs the graph on `input` (of `inputShape`), returning the `names` asked for.
+    public func run(_ input: Value, names: [String]) throws(ONNXError) -> [String: Value] {
+        guard input.shape == inputShape else { throw ONNXError("input of shape \(input.shape), prepared for \(inputShape)") }
+        let outcome = arenas.with { arena -> Result<[String: Value], ONNXError> in
+            Result { () throws(ONNXError) -> [String: Value] in try execute(input, names: names, arena: arena) }
+        }
+        return try outcome.get()
+    }
+
+    private func execute(_ input: Value, names: [String], arena: Arena) throws(ONNXError) -> [String: Value] {
+        do {
+            var values: [String: Value] = [inputName: input]
+            for (index, node) in plan.enumerated() {
+                let arguments = node.inputs.map { name -> Value? in name.isEmpty ? nil : (values[name] ?? constants[name]) }
+                let outputs = try Operators.execute(node, arguments, arena: arena)
+                for (name, value) in zip(node.outputs, outputs) { values[name] = value }
+                for name in releases[index] { values[name] = nil }
+            }
+            var result: [String: Value] = [:]
+            for name in names { result[name] = values[name] ?? constants[name] }
+            return result
+        }
+    }
+}
+
+/// Runs one node on its input values.
+enum Operators {
+    static func execute(_ node: Node, _ inputs: [Value?], arena: Arena) throws(ONNXError) -> [Value] {
+        func input(_ i: Int) throws(ONNXError) -> Value {
+            guard i < inputs.count, let value = inputs[i] else { throw node.fail("input \(i) is missing") }
+            return value
+        }
+        if let f = try Elementwise.unary(node) {
+            let x = try input(0)
+            return [Value(shape: x.shape, floats: x.floatValues.map(f))]
+        }
+        switch node.op {
+        case "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Equal", "Less", "Greater":
+            if node.op == "Max" || node.op == "Min", inputs.count > 2 {
+                var acc = try input(0)
+                for i in 1..<inputs.count { acc = try Elementwise.binary(node, acc, try input(i)) }
+                return [acc]
+            }
+            return [try Elementwise.binary(node, try input(0), try input(1))]
+        case "Clip": return [try Elementwise.clip(node, inputs)]
+        case "Where": return [try Elementwise.whereOp(node, try input(0), try input(1), try input(2))]
+        case "Conv": return [try NeuralOps.conv(node, inputs, arena: arena)]
+        case "ConvTranspose": return [try NeuralOps.convTranspose(node, inputs)]
+        case "BatchNormalization": return [try NeuralOps.batchNorm(node, inputs)]
+        case "MaxPool", "AveragePool": return [try NeuralOps.pool(node, try input(0))]
+        case "GlobalAveragePool": return [try NeuralOps.globalAveragePool(node, try input(0))]
+        case "Resize", "Upsample":
+            if node.op == "Upsample" { return [try NeuralOps.resize(node, [try input(0), nil, try input(1)])] }
+            return [try NeuralOps.resize(node, inputs)]
+        case "MatMul": return [try NeuralOps.matMul(node, try input(0), try input(1))]
+        case "Gemm": return [try NeuralOps.gemm(node, inputs)]
+        case "Softmax", "LogSoftmax": return [try NeuralOps.softmax(node, try input(0))]
+        case "LayerNormalization": return [try NeuralOps.layerNorm(node, inputs)]
+        case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceSumSquare": return [try NeuralOps.reduce(node, inputs)]
+        case "Pad": return [try NeuralOps.pad(node, inputs)]
+        case "Transpose": return [try ShapeOps.transpose(node, try input(0))]
+        case "Reshape": return [try ShapeOps.reshape(node, try input(0), try input(1))]
+        case "Flatten": return [try ShapeOps.flatten(node, try input(0))]
+        case "Squeeze": return [try ShapeOps.squeeze(node, inputs)]
+        case "Unsqueeze": return [try ShapeOps.unsqueeze(node, inputs)]
+        case "Concat": return [try ShapeOps.concat(node, try (0..<inputs.count).map { (i: Int) throws(ONNXError) in try input(i) })]
+        case "Split": return try ShapeOps.split(node, inputs)
+        case "Slice": return [try ShapeOps.sliceOp(node, inputs)]
+        case "Gather": return [try ShapeOps.gather(node, try input(0), try input(1))]
+        case "Expand": return [try ShapeOps.expand(node, try input(0), try input(1))]
+        case "Tile": return [try ShapeOps.tile(node, try input(0), try input(1))]
+        case "Identity", "Dropout": return [try input(0)]
+        case "Shape":
+            let x = try input(0)
+            var start = try node.int("start", 0), end = try node.int("end", x.rank)
+            if start < 0 { start += x.rank }
+            if end < 0 { end += x.rank }
+            start = min(max(start, 0), x.rank); end = min(max(end, start), x.rank)
+            return [Value(shape: [end - start], ints: x.shape[start..<end].map { Int64($0) })]
+        case "Size": return [Value(shape: [], ints: [Int64(try input(0).count)])]
+        case "Constant":
+            if case .tensor(let value)? = node.attributes["value"] { return [value] }
+            if case .float(let f)? = node.attributes["value_float"] { return [Value(shape: [], floats: [f])] }
+            if case .floats(let f)? = node.attributes["value_floats"] { return [Value(shape: [f.count], floats: f)] }
+            if case .int(let i)? = node.attributes["value_int"] { return [Value(shape: [], ints: [i])] }
+            if case .ints(let i)? = node.attributes["value_ints"] { return [Value(shape: [i.count], ints: i)] }
+            throw node.fail("a Constant without a value roadwatch reads")
+        case "ConstantOfShape":
+            let shape = try input(0).intValues.map { Int($0) }
+            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) <= ONNXGraph.maximumElements else { throw node.fail("shape \(shape)") }
+            if case .tensor(let fill)? = node.attributes["value"] {
+                if fill.isInt { return [Value(shape: shape, ints: [Int64](repeating: fill.intValues.first ?? 0, count: shape.reduce(1, *)))] }
+                return [Value(shape: shape, floats: [Float](repeating: fill.floats.first ?? 0, count: shape.reduce(1, *)))]
+            }
+            return [Value(shape: shape, floats: [Float](repeating: 0, count: shape.reduce(1, *)))]
+        case "Cast":
+            let x = try input(0), to = try node.int("to", 1)
+            switch to {
+            case 1, 10, 11, 16: return [Value(shape: x.shape, floats: x.floatValues)]
+            case 6, 7, 2, 3, 5, 12, 13: return [Value(shape: x.shape, ints: x.intValues)]
+            case 9: return [Value(shape: x.shape, ints: x.floatValues.map { $0 != 0 ? 1 : 0 })]
+            default: throw node.fail("cast to type \(to) is not supported")
+            }
+        case "Range":
+            let start = try input(0), limit = try input(1), delta = try input(2)
+            if start.isInt {
+                let s = start.intValues[0], l = limit.intValues[0], d = delta.intValues[0]
+                guard d != 0 else { throw node.fail("delta 0") }
+                let n = max(0, Int((Double(l - s) / Double(d)).rounded(.up)))
+                return [Value(shape: [n], ints: (0..<n).map { s + Int64($0) * d })]
+            }
+            let s = start.floatValues[0], l = limit.floatValues[0], d = delta.floatValues[0]
+            guard d != 0 else { throw node.fail("delta 0") }
+            let n = max(0, Int(((l - s) / d).rounded(.up)))
+            return [Value(shape: [n], floats: (0..<n).map { s + Float($0) * d })]
+        default:
+            throw node.fail("operator \(node.op) is not supported")
+        }
+    }
+}

@@ -1,0 +1,418 @@
+import Foundation
+import Tensors
+
+/// The operators with arithmetic over neighbourhoods or rows: convolutions, pooling, resizing,
+/// normalisation, matrix products, softmax, reductions, padding.
+enum NeuralOps {
+    /// 2-D spatial attributes of a Conv or pool: kernel, strides, dilations, pads (top, left, bottom, right).
+    struct Window {
+        var kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int), pads: [Int]
+
+        init(_ node: Node, kernel: (Int, Int), input: (h: Int, w: Int)) throws(ONNXError) {
+            self.kernel = kernel
+            let s = try node.ints("strides") ?? [1, 1], d = try node.ints("dilations") ?? [1, 1]
+            guard s.count == 2, d.count == 2 else { throw node.fail("only 2-D windows are supported") }
+            stride = (s[0], s[1])
+            dilation = (d[0], d[1])
+            var pads = try node.ints("pads") ?? [0, 0, 0, 0]
+            let auto = try node.string("auto_pad", "NOTSET")
+            if auto == "SAME_UPPER" || auto == "SAME_LOWER" {
+                pads = [0, 0, 0, 0]
+                for (axis, size) in [input.h, input.w].enumerated() {
+                    let k = axis == 0 ? kernel.0 : kernel.1, st = s[axis], dl = d[axis]
+                    let out = (size + st - 1) / st
+                    let total = max(0, (out - 1) * st + (k - 1) * dl + 1 - size)
+                    let small = total / 2, large = total - small
+                    pads[axis] = auto == "SAME_UPPER" ? small : large
+                    pads[axis + 2] = auto == "SAME_UPPER" ? large : small
+                }
+            } else if auto == "VALID" {
+                pads = [0, 0, 0, 0]
+            }
+            guard pads.count == 4, pads.allSatisfy({ $0 >= 0 }) else { throw node.fail("pads \(pads) (2-D only)") }
+            self.pads = pads
+        }
+
+        func outputSize(_ h: Int, _ w: Int, ceil: Bool = false) -> (Int, Int) {
+            func size(_ n: Int, _ k: Int, _ s: Int, _ d: Int, _ p: Int) -> Int {
+                let span = n + p - d * (k - 1) - 1
+                return (ceil ? (span + s - 1) / s : span / s) + 1
+            }
+            return (size(h, kernel.0, stride.0, dilation.0, pads[0] + pads[2]), size(w, kernel.1, stride.1, dilation.1, pads[1] + pads[3]))
+        }
+    }
+
+    static func require4D(_ x: Value, _ node: Node) throws(ONNXError) {
+        guard x.rank == 4, x.shape[0] == 1 else { throw node.fail("input of shape \(x.shape): only 1xCxHxW is supported") }
+    }
+
+    /// Zero-pads a 1xCxHxW value by `pads` (top, left, bottom, right).
+    static func padded(_ x: Value, _ pads: [Int], fill: Float = 0) -> Value {
+        let c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let oh = h + pads[0] + pads[2], ow = w + pads[1] + pads[3]
+        var out = [Float](repeating: fill, count: c * oh * ow)
+        let source = x.floatValues
+        for ch in 0..<c {
+            for y in 0..<h {
+                let from = (ch * h + y) * w, to = (ch * oh + y + pads[0]) * ow + pads[1]
+                for i in 0..<w { out[to + i] = source[from + i] }
+            }
+        }
+        return Value(shape: [1, c, oh, ow], floats: out)
+    }
+
+    static func conv(_ node: Node, _ inputs: [Value?], arena: Arena) throws(ONNXError) -> Value {
+        guard var x = inputs[0], let weight = inputs[1] else { throw node.fail("needs X and W") }
+        try require4D(x, node)
+        guard weight.rank == 4 else { throw node.fail("weight of shape \(weight.shape): only 2-D convolutions are supported") }
+        let groups = try node.int("group", 1)
+        let m = weight.shape[0], cg = weight.shape[1]
+        guard groups >= 1, x.shape[1] == cg * groups, m % groups == 0 else {
+            throw node.fail("input channels \(x.shape[1]), weight \(weight.shape), \(groups) groups do not fit")
+        }
+        var window = try Window(node, kernel: (weight.shape[2], weight.shape[3]), input: (x.shape[2], x.shape[3]))
+        let bias = inputs.count > 2 ? inputs[2]?.floatValues : nil
+        if window.pads[0] != window.pads[2] || window.pads[1] != window.pads[3] {
+            x = padded(x, window.pads)
+            window.pads = [0, 0, 0, 0]
+        }
+        let (oh, ow) = window.outputSize(x.shape[2], x.shape[3])
+        guard oh > 0, ow > 0 else { throw node.fail("output would be empty for input \(x.shape)") }
+        let layer = Conv2D(inChannels: x.shape[1], outChannels: m, kernel: window.kernel, stride: window.stride,
+                           padding: (window.pads[0], window.pads[1]), dilation: window.dilation, groups: groups,
+                           weight: weight.floatValues, bias: bias)
+        let input = Tensor(shape: [x.shape[1], x.shape[2], x.shape[3]], values: x.floatValues)
+        let output = Tensor(uninitialized: [m, oh, ow])
+        layer.forward(input, into: output, arena: arena)
+        return Value(shape: [1, m, oh, ow], floats: output.array)
+    }
+
+    static func convTranspose(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0], let weight = inputs[1] else { throw node.fail("needs X and W") }
+        try require4D(x, node)
+        let groups = try node.int("group", 1)
+        let c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        guard weight.rank == 4, weight.shape[0] == c, c % groups == 0 else { throw node.fail("weight \(weight.shape) for \(c) channels") }
+        let mg = weight.shape[1], m = mg * groups, kh = weight.shape[2], kw = weight.shape[3]
+        let s = try node.ints("strides") ?? [1, 1], d = try node.ints("dilations") ?? [1, 1]
+        let p = try node.ints("pads") ?? [0, 0, 0, 0], extra = try node.ints("output_padding") ?? [0, 0]
+        guard s.count == 2, d.count == 2, p.count == 4, extra.count == 2 else { throw node.fail("only 2-D is supported") }
+        let oh = (h - 1) * s[0] + (kh - 1) * d[0] + 1 + extra[0] - p[0] - p[2]
+        let ow = (w - 1) * s[1] + (kw - 1) * d[1] + 1 + extra[1] - p[1] - p[3]
+        guard oh > 0, ow > 0 else { throw node.fail("output would be empty") }
+        var out = [Float](repeating: 0, count: m * oh * ow)
+        if inputs.count > 2, let bias = inputs[2]?.floatValues {
+            for o in 0..<m { for i in 0..<(oh * ow) { out[o * oh * ow + i] = bias[o] } }
+        }
+        let xs = x.floatValues, ws = weight.floatValues
+        let cPerGroup = c / groups
+        for i in 0..<c {
+            let g = i / cPerGroup
+            for oLocal in 0..<mg {
+                let o = g * mg + oLocal
+                for ky in 0..<kh {
+                    for kx in 0..<kw {
+                        let wv = ws[((i * mg + oLocal) * kh + ky) * kw + kx]
+                        if wv == 0 { continue }
+                        for y in 0..<h {
+                            let oy = y * s[0] - p[0] + ky * d[0]
+                            if oy < 0 || oy >= oh { continue }
+                            for xx in 0..<w {
+                                let ox = xx * s[1] - p[1] + kx * d[1]
+                                if ox < 0 || ox >= ow { continue }
+                                out[(o * oh + oy) * ow + ox] += xs[(i * h + y) * w + xx] * wv
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Value(shape: [1, m, oh, ow], floats: out)
+    }
+
+    static func pool(_ node: Node, _ x: Value) throws(ONNXError) -> Value {
+        try require4D(x, node)
+        guard let k = try node.ints("kernel_shape"), k.count == 2 else { throw node.fail("only 2-D kernels are supported") }
+        let window = try Window(node, kernel: (k[0], k[1]), input: (x.shape[2], x.shape[3]))
+        let ceil = try node.int("ceil_mode", 0) == 1
+        let includePad = try node.int("count_include_pad", 0) == 1
+        let isMax = node.op == "MaxPool"
+        let c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let (oh, ow) = window.outputSize(h, w, ceil: ceil)
+        let xs = x.floatValues
+        var out = [Float](repeating: 0, count: c * oh * ow)
+        for ch in 0..<c {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var best = -Float.infinity, sum: Float = 0, n = 0, padded = 0
+                    for ky in 0..<k[0] {
+                        let y = oy * window.stride.0 - window.pads[0] + ky * window.dilation.0
+                        for kx in 0..<k[1] {
+                            let xx = ox * window.stride.1 - window.pads[1] + kx * window.dilation.1
+                            if y < 0 || y >= h || xx < 0 || xx >= w {
+                                // Inside the declared pads counts for count_include_pad; past them (ceil_mode) never.
+                                if y < h + window.pads[2] && xx < w + window.pads[3] { padded += 1 }
+                                continue
+                            }
+                            let v = xs[(ch * h + y) * w + xx]
+                            best = max(best, v)
+                            sum += v
+                            n += 1
+                        }
+                    }
+                    out[(ch * oh + oy) * ow + ox] = isMax ? best : sum / Float(max(1, includePad ? n + padded : n))
+                }
+            }
+        }
+        return Value(shape: [1, c, oh, ow], floats: out)
+    }
+
+    static func globalAveragePool(_ node: Node, _ x: Value) throws(ONNXError) -> Value {
+        guard x.rank >= 3 else { throw node.fail("input of shape \(x.shape)") }
+        let outer = x.shape[0] * x.shape[1], inner = x.count / outer
+        let xs = x.floatValues
+        let means = (0..<outer).map { o in xs[(o * inner)..<((o + 1) * inner)].reduce(0, +) / Float(inner) }
+        return Value(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: means)
+    }
+
+    static func resize(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0] else { throw node.fail("no input") }
+        guard x.rank == 4 else { throw node.fail("input of shape \(x.shape): only 4-D is supported") }
+        var size: [Int]
+        if inputs.count > 3, let sizes = inputs[3], sizes.count > 0 {
+            size = sizes.intValues.map { Int($0) }
+        } else if inputs.count > 2, let scales = inputs[2], scales.count > 0 {
+            size = zip(x.shape, scales.floatValues).map { Int((Float($0) * $1).rounded(.down)) }
+        } else {
+            throw node.fail("neither scales nor sizes given")
+        }
+        guard size.count == 4, size[0] == x.shape[0], size[1] == x.shape[1], size[2] > 0, size[3] > 0 else {
+            throw node.fail("resizing \(x.shape) to \(size): only the last two axes may change")
+        }
+        let mode = try node.string("mode", "nearest")
+        let transform = try node.string("coordinate_transformation_mode", "half_pixel")
+        let nearestMode = try node.string("nearest_mode", "round_prefer_floor")
+        let h = x.shape[2], w = x.shape[3], oh = size[2], ow = size[3]
+        func source(_ d: Int, _ inSize: Int, _ outSize: Int) throws(ONNXError) -> Double {
+            let scale = Double(outSize) / Double(inSize)
+            switch transform {
+            case "half_pixel": return (Double(d) + 0.5) / scale - 0.5
+            case "pytorch_half_pixel": return outSize > 1 ? (Double(d) + 0.5) / scale - 0.5 : 0
+            case "align_corners": return outSize > 1 ? Double(d) * Double(inSize - 1) / Double(outSize - 1) : 0
+            case "asymmetric": return Double(d) / scale
+            default: throw node.fail("coordinate_transformation_mode '\(transform)' is not supported")
+            }
+        }
+        let c = x.shape[1], xs = x.floatValues
+        var out = [Float](repeating: 0, count: c * oh * ow)
+        switch mode {
+        case "nearest":
+            func pick(_ s: Double, _ n: Int) throws(ONNXError) -> Int {
+                let i: Double
+                switch nearestMode {
+                case "round_prefer_floor": i = s - s.rounded(.down) == 0.5 ? s.rounded(.down) : s.rounded()
+                case "round_prefer_ceil": i = s - s.rounded(.down) == 0.5 ? s.rounded(.up) : s.rounded()
+                case "floor": i = s.rounded(.down)
+                case "ceil": i = s.rounded(.up)
+                default: throw node.fail("nearest_mode '\(nearestMode)' is not supported")
+                }
+                return min(max(Int(i), 0), n - 1)
+            }
+            let ys = try (0..<oh).map { (d: Int) throws(ONNXError) in try pick(try source(d, h, oh), h) }
+            let xIndex = try (0..<ow).map { (d: Int) throws(ONNXError) in try pick(try source(d, w, ow), w) }
+            for ch in 0..<c { for oy in 0..<oh { for ox in 0..<ow { out[(ch * oh + oy) * ow + ox] = xs[(ch * h + ys[oy]) * w + xIndex[ox]] } } }
+        case "linear":
+            func axis(_ inSize: Int, _ outSize: Int) throws(ONNXError) -> [(Int, Int, Float)] {
+                try (0..<outSize).map { (d: Int) throws(ONNXError) in
+                    let s = min(max(try source(d, inSize, outSize), 0), Double(inSize - 1))
+                    let l = Int(s), u = min(l + 1, inSize - 1)
+                    return (l, u, Float(s - Double(l)))
+                }
+            }
+            let ay = try axis(h, oh), ax = try axis(w, ow)
+            for ch in 0..<c {
+                for oy in 0..<oh {
+                    let (y0, y1, fy) = ay[oy]
+                    for ox in 0..<ow {
+                        let (x0, x1, fx) = ax[ox]
+                        let base = ch * h * w
+                        let top = xs[base + y0 * w + x0] * (1 - fx) + xs[base + y0 * w + x1] * fx
+                        let bottom = xs[base + y1 * w + x0] * (1 - fx) + xs[base + y1 * w + x1] * fx
+                        out[(ch * oh + oy) * ow + ox] = top * (1 - fy) + bottom * fy
+                    }
+                }
+            }
+        default:
+            throw node.fail("mode '\(mode)' is not supported (nearest and linear are)")
+        }
+        return Value(shape: size, floats: out)
+    }
+
+    static func batchNorm(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard inputs.count >= 5, let x = inputs[0], let scale = inputs[1], let bias = inputs[2], let mean = inputs[3],
+              let variance = inputs[4], x.rank >= 2 else { throw node.fail("needs X, scale, B, mean, var") }
+        let eps = try node.float("epsilon", 1e-5)
+        let c = x.shape[1], inner = x.count / (x.shape[0] * c)
+        let g = scale.floatValues, b = bias.floatValues, m = mean.floatValues, v = variance.floatValues
+        guard g.count == c, b.count == c, m.count == c, v.count == c else { throw node.fail("parameters for \(c) channels") }
+        var out = x.floatValues
+        for n in 0..<x.shape[0] {
+            for ch in 0..<c {
+                let k = g[ch] / (v[ch] + eps).squareRoot(), shift = b[ch] - m[ch] * k
+                let base = (n * c + ch) * inner
+                for i in 0..<inner { out[base + i] = out[base + i] * k + shift }
+            }
+        }
+        return Value(shape: x.shape, floats: out)
+    }
+
+    static func matMul(_ node: Node, _ a: Value, _ b: Value) throws(ONNXError) -> Value {
+        var ashape = a.shape, bshape = b.shape
+        if ashape.count == 1 { ashape = [1] + ashape }
+        if bshape.count == 1 { bshape = bshape + [1] }
+        let m = ashape[ashape.count - 2], k = ashape[ashape.count - 1], n = bshape[bshape.count - 1]
+        guard bshape[bshape.count - 2] == k, let batch = Broadcast.shape(Array(ashape.dropLast(2)), Array(bshape.dropLast(2))) else {
+            throw node.fail("cannot multiply \(a.shape) by \(b.shape)")
+        }
+        let batches = batch.reduce(1, *)
+        let ia = Broadcast.indices(of: Array(ashape.dropLast(2)), in: batch), ib = Broadcast.indices(of: Array(bshape.dropLast(2)), in: batch)
+        let xs = a.floatValues, ys = b.floatValues
+        var out = [Float](repeating: 0, count: batches * m * n)
+        var block = [Float](repeating: 0, count: m * n)
+        for t in 0..<batches {
+            let left = Array(xs[(ia[t] * m * k)..<((ia[t] + 1) * m * k)]), right = Array(ys[(ib[t] * k * n)..<((ib[t] + 1) * k * n)])
+            Gemm.multiply(m: m, n: n, k: k, a: left, b: right, into: &block)
+            out.replaceSubrange((t * m * n)..<((t + 1) * m * n), with: block)
+        }
+        var shape = batch + [m, n]
+        if a.rank == 1 { shape.remove(at: shape.count - 2) }
+        if b.rank == 1 { shape.removeLast() }
+        return Value(shape: shape, floats: out)
+    }
+
+    static func gemm(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let a0 = inputs[0], let b0 = inputs[1], a0.rank == 2, b0.rank == 2 else { throw node.fail("needs 2-D A and B") }
+        let a = try node.int("transA", 0) == 1 ? try ShapeOps.transpose(Node(name: node.name, op: "Transpose", domain: "", inputs: [], outputs: [], attributes: [:]), a0) : a0
+        let b = try node.int("transB", 0) == 1 ? try ShapeOps.transpose(Node(name: node.name, op: "Transpose", domain: "", inputs: [], outputs: [], attributes: [:]), b0) : b0
+        let alpha = try node.float("alpha", 1), beta = try node.float("beta", 1)
+        var product = try matMul(node, a, b)
+        if alpha != 1 { product.floats = product.floats.map { $0 * alpha } }
+        if inputs.count > 2, let c = inputs[2] {
+            let scaled = Value(shape: c.shape, floats: c.floatValues.map { $0 * beta })
+            product = try Broadcast.floats(product, scaled, node, +)
+        }
+        return product
+    }
+
+    /// Runs `body` over every 1-D lane along `axis`: (start, stride, count) of each lane.
+    static func lanes(_ shape: [Int], axis: Int, _ body: (Int, Int, Int) -> Void) {
+        let inner = shape[(axis + 1)...].reduce(1, *), size = shape[axis], outer = shape[..<axis].reduce(1, *)
+        for o in 0..<outer { for i in 0..<inner { body(o * size * inner + i, inner, size) } }
+    }
+
+    static func softmax(_ node: Node, _ x: Value) throws(ONNXError) -> Value {
+        let axis = try ShapeOps.axis(try node.int("axis", -1), rank: x.rank, node)
+        var out = x.floatValues
+        let isLog = node.op == "LogSoftmax"
+        lanes(x.shape, axis: axis) { start, stride, count in
+            var top = -Float.infinity
+            for j in 0..<count { top = max(top, out[start + j * stride]) }
+            var sum: Float = 0
+            for j in 0..<count { sum += expf(out[start + j * stride] - top) }
+            for j in 0..<count {
+                let v = out[start + j * stride] - top
+                out[start + j * stride] = isLog ? v - logf(sum) : expf(v) / sum
+            }
+        }
+        return Value(shape: x.shape, floats: out)
+    }
+
+    static func layerNorm(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0], let scale = inputs[1] else { throw node.fail("needs X and scale") }
+        let axis = try ShapeOps.axis(try node.int("axis", -1), rank: x.rank, node)
+        let eps = try node.float("epsilon", 1e-5)
+        let inner = x.shape[axis...].reduce(1, *), outer = x.count / inner
+        let g = scale.floatValues, b = inputs.count > 2 ? inputs[2]?.floatValues : nil
+        guard g.count == inner || g.count == 1 else { throw node.fail("scale of \(g.count) for rows of \(inner)") }
+        var out = x.floatValues
+        for o in 0..<outer {
+            let base = o * inner
+            var mean: Float = 0
+            for i in 0..<inner { mean += out[base + i] }
+            mean /= Float(inner)
+            var variance: Float = 0
+            for i in 0..<inner { let d = out[base + i] - mean; variance += d * d }
+            let inv = 1 / (variance / Float(inner) + eps).squareRoot()
+            for i in 0..<inner {
+                out[base + i] = (out[base + i] - mean) * inv * g[g.count == 1 ? 0 : i] + (b.map { $0[$0.count == 1 ? 0 : i] } ?? 0)
+            }
+        }
+        return Value(shape: x.shape, floats: out)
+    }
+
+    static func reduce(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0] else { throw node.fail("no input") }
+        let keep = try node.int("keepdims", 1) == 1
+        var axes = inputs.count > 1 ? inputs[1]?.intValues.map { Int($0) } : try node.ints("axes")
+        if axes?.isEmpty ?? true {
+            if try node.int("noop_with_empty_axes", 0) == 1 { return x }
+            axes = Array(0..<x.rank)
+        }
+        let resolved = try axes!.map { (a: Int) throws(ONNXError) in try ShapeOps.axis(a, rank: x.rank, node) }
+        var shape = x.shape
+        for a in resolved { shape[a] = 1 }
+        let count = shape.reduce(1, *)
+        var sums = [Float](repeating: node.op == "ReduceMax" ? -.infinity : 0, count: count)
+        let target = Broadcast.indices(of: shape, in: x.shape)
+        let xs = x.floatValues
+        for i in 0..<xs.count {
+            switch node.op {
+            case "ReduceMax": sums[target[i]] = max(sums[target[i]], xs[i])
+            case "ReduceSumSquare": sums[target[i]] += xs[i] * xs[i]
+            default: sums[target[i]] += xs[i]
+            }
+        }
+        if node.op == "ReduceMean" {
+            let n = Float(x.count / count)
+            sums = sums.map { $0 / n }
+        }
+        let outShape = keep ? shape : x.shape.enumerated().filter { !resolved.contains($0.offset) }.map(\.element)
+        return Value(shape: outShape, floats: sums)
+    }
+
+    static func pad(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0] else { throw node.fail("no input") }
+        let pads = inputs.count > 1 ? inputs[1]?.intValues.map { Int($0) } : try node.ints("pads")
+        guard let pads, pads.count == 2 * x.rank else { throw node.fail("pads for rank \(x.rank)") }
+        let fill = inputs.count > 2 ? inputs[2]?.floatValues.first ?? 0 : try node.float("value", 0)
+        let mode = try node.string("mode", "constant")
+        guard pads.allSatisfy({ $0 >= 0 }) else { throw node.fail("negative pads are not supported") }
+        let shape = (0..<x.rank).map { x.shape[$0] + pads[$0] + pads[$0 + x.rank] }
+        let strides = Value.strides(x.shape), outStrides = Value.strides(shape)
+        let xs = x.floatValues
+        var out = [Float](repeating: fill, count: shape.reduce(1, *))
+        for i in out.indices {
+            var rest = i, index = 0, inside = true
+            for axis in 0..<shape.count {
+                var p = rest / outStrides[axis] - pads[axis]
+                rest %= outStrides[axis]
+                let n = x.shape[axis]
+                if p < 0 || p >= n {
+                    switch mode {
+                    case "edge": p = min(max(p, 0), n - 1)
+                    case "reflect":
+                        guard n > 1 else { p = 0; break }
+                        let period = 2 * (n - 1)
+                        p = ((p % period) + period) % period
+                        if p >= n { p = period - p }
+                    case "constant": inside = false
+                    default: throw node.fail("mode '\(mode)' is not supported")
+                    }
+                }
+                index += p * strides[axis]
+            }
+            if inside { out[i] = xs[index] }
+        }
+        return Value(shape: shape, floats: out)
+    }
+}

@@ -1,0 +1,240 @@
+/// Operators that move values without arithmetic: reshapes, transposes, slices, concatenation, gathers.
+enum ShapeOps {
+    static func axis(_ axis: Int, rank: Int, _ node: Node) throws(ONNXError) -> Int {
+        let resolved = axis < 0 ? axis + rank : axis
+        guard resolved >= 0 && resolved < max(rank, 1) else { throw node.fail("axis \(axis) out of range for rank \(rank)") }
+        return resolved
+    }
+
+    /// Rearranges elements by `source(index)` for each output position, keeping the integer/float kind.
+    static func gathered(_ x: Value, shape: [Int], _ source: [Int]) -> Value {
+        if let ints = x.ints { return Value(shape: shape, ints: source.map { ints[$0] }) }
+        let floats = x.floats
+        return Value(shape: shape, floats: source.map { floats[$0] })
+    }
+
+    static func reshape(_ node: Node, _ x: Value, _ target: Value) throws(ONNXError) -> Value {
+        let allowZero = try node.int("allowzero", 0) == 1
+        var shape = target.intValues.map { Int($0) }
+        for (i, d) in shape.enumerated() where d == 0 && !allowZero {
+            guard i < x.rank else { throw node.fail("0 at axis \(i) of a shape for rank \(x.rank)") }
+            shape[i] = x.shape[i]
+        }
+        if let unknown = shape.firstIndex(of: -1) {
+            let known = shape.enumerated().filter { $0.offset != unknown }.reduce(1) { $0 * $1.element }
+            guard known > 0 && x.count % known == 0 else { throw node.fail("cannot reshape \(x.shape) to \(shape)") }
+            shape[unknown] = x.count / known
+        }
+        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == x.count else {
+            throw node.fail("cannot reshape \(x.shape) to \(shape)")
+        }
+        return x.reshaped(shape)
+    }
+
+    static func transpose(_ node: Node, _ x: Value) throws(ONNXError) -> Value {
+        let perm = try node.ints("perm") ?? Array((0..<x.rank).reversed())
+        guard perm.sorted() == Array(0..<x.rank) else { throw node.fail("perm \(perm) for rank \(x.rank)") }
+        let shape = perm.map { x.shape[$0] }
+        let strides = Value.strides(x.shape)
+        let count = x.count
+        var source = [Int](repeating: 0, count: count)
+        var position = [Int](repeating: 0, count: shape.count)
+        let permutedStrides = perm.map { strides[$0] }
+        var offset = 0
+        for i in 0..<count {
+            source[i] = offset
+            var axis = shape.count - 1
+            while axis >= 0 {
+                position[axis] += 1
+                offset += permutedStrides[axis]
+                if position[axis] < shape[axis] { break }
+                offset -= permutedStrides[axis] * shape[axis]
+                position[axis] = 0
+                axis -= 1
+            }
+        }
+        return gathered(x, shape: shape, source)
+    }
+
+    static func concat(_ node: Node, _ values: [Value]) throws(ONNXError) -> Value {
+        guard let first = values.first else { throw node.fail("no inputs") }
+        let axis = try Self.axis(try node.int("axis", 0), rank: first.rank, node)
+        var shape = first.shape
+        shape[axis] = 0
+        for value in values {
+            guard value.rank == first.rank, zip(value.shape, first.shape).enumerated().allSatisfy({ $0.offset == axis || $0.element.0 == $0.element.1 }) else {
+                throw node.fail("cannot concatenate \(values.map(\.shape)) along axis \(axis)")
+            }
+            shape[axis] += value.shape[axis]
+        }
+        let outer = shape[..<axis].reduce(1, *)
+        let allInt = values.allSatisfy(\.isInt)
+        var floats: [Float] = [], ints: [Int64] = []
+        for o in 0..<outer {
+            for value in values {
+                let block = value.shape[axis...].reduce(1, *)
+                if allInt { ints.append(contentsOf: value.ints![(o * block)..<((o + 1) * block)]) } else {
+                    let source = value.floatValues
+                    floats.append(contentsOf: source[(o * block)..<((o + 1) * block)])
+                }
+            }
+        }
+        return allInt ? Value(shape: shape, ints: ints) : Value(shape: shape, floats: floats)
+    }
+
+    /// Elements `range` along `axis` (step 1).
+    static func narrow(_ x: Value, axis: Int, _ range: Range<Int>) -> Value {
+        slice(x, axis: axis, start: range.lowerBound, step: 1, count: range.count)
+    }
+
+    static func slice(_ x: Value, axis: Int, start: Int, step: Int, count: Int) -> Value {
+        var shape = x.shape
+        shape[axis] = count
+        let outer = x.shape[..<axis].reduce(1, *), inner = x.shape[(axis + 1)...].reduce(1, *)
+        var source: [Int] = []
+        source.reserveCapacity(shape.reduce(1, *))
+        for o in 0..<outer {
+            for j in 0..<count {
+                let base = (o * x.shape[axis] + start + j * step) * inner
+                for i in 0..<inner { source.append(base + i) }
+            }
+        }
+        return gathered(x, shape: shape, source)
+    }
+
+    static func sliceOp(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0] else { throw node.fail("no input") }
+        let starts: [Int], ends: [Int]
+        var axes: [Int]?, steps: [Int]?
+        if inputs.count >= 3, let s = inputs[1], let e = inputs[2] {
+            starts = s.intValues.map(clampInt)
+            ends = e.intValues.map(clampInt)
+            if inputs.count > 3, let a = inputs[3] { axes = a.intValues.map { Int($0) } }
+            if inputs.count > 4, let t = inputs[4] { steps = t.intValues.map { Int($0) } }
+        } else {
+            starts = try node.ints("starts") ?? []
+            ends = try node.ints("ends") ?? []
+            axes = try node.ints("axes")
+        }
+        var result = x
+        for (n, start) in starts.enumerated() {
+            let axis = try Self.axis(axes?[n] ?? n, rank: x.rank, node)
+            let step = steps?[n] ?? 1
+            guard step != 0 else { throw node.fail("step 0") }
+            let size = result.shape[axis]
+            func clamp(_ v: Int, _ low: Int, _ high: Int) -> Int { min(max(v, low), high) }
+            var s = start < 0 ? start + size : start, e = ends[n] < 0 ? ends[n] + size : ends[n]
+            let count: Int
+            if step > 0 {
+                s = clamp(s, 0, size); e = clamp(e, 0, size)
+                count = max(0, (e - s + step - 1) / step)
+            } else {
+                s = clamp(s, 0, size - 1); e = clamp(e, -1, size - 1)
+                count = max(0, (s - e - step - 1) / -step)
+            }
+            guard count > 0 else { throw node.fail("an empty slice along axis \(axis)") }
+            result = slice(result, axis: axis, start: s, step: step, count: count)
+        }
+        return result
+    }
+
+    static func clampInt(_ v: Int64) -> Int { Int(max(min(v, Int64(Int32.max)), Int64(Int32.min))) }
+
+    static func split(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> [Value] {
+        guard let x = inputs[0] else { throw node.fail("no input") }
+        let axis = try Self.axis(try node.int("axis", 0), rank: x.rank, node)
+        var sizes: [Int]
+        if inputs.count > 1, let given = inputs[1] {
+            sizes = given.intValues.map { Int($0) }
+        } else if let given = try node.ints("split") {
+            sizes = given
+        } else {
+            let parts = node.outputs.count
+            let each = (x.shape[axis] + parts - 1) / parts
+            sizes = (0..<parts).map { min(each, x.shape[axis] - $0 * each) }
+        }
+        guard sizes.reduce(0, +) == x.shape[axis], sizes.allSatisfy({ $0 > 0 }) else {
+            throw node.fail("split \(sizes) of axis size \(x.shape[axis])")
+        }
+        var start = 0
+        return sizes.map { size in
+            defer { start += size }
+            return narrow(x, axis: axis, start..<(start + size))
+        }
+    }
+
+    static func gather(_ node: Node, _ x: Value, _ indices: Value) throws(ONNXError) -> Value {
+        let axis = try Self.axis(try node.int("axis", 0), rank: x.rank, node)
+        let size = x.shape[axis]
+        let picks = try indices.intValues.map { (i: Int64) throws(ONNXError) -> Int in
+            let index = Int(i < 0 ? i + Int64(size) : i)
+            guard index >= 0 && index < size else { throw node.fail("index \(i) out of range for size \(size)") }
+            return index
+        }
+        let outer = x.shape[..<axis].reduce(1, *), inner = x.shape[(axis + 1)...].reduce(1, *)
+        var source: [Int] = []
+        for o in 0..<outer {
+            for p in picks {
+                let base = (o * size + p) * inner
+                for i in 0..<inner { source.append(base + i) }
+            }
+        }
+        let shape = Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...])
+        return gathered(x, shape: shape, source)
+    }
+
+    static func squeeze(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0] else { throw node.fail("no input") }
+        let given = inputs.count > 1 ? inputs[1].map { $0.intValues.map { Int($0) } } : try node.ints("axes")
+        let axes = try (given ?? x.shape.indices.filter { x.shape[$0] == 1 }).map { (a: Int) throws(ONNXError) in
+            try axis(a, rank: x.rank, node)
+        }
+        for a in axes where x.shape[a] != 1 { throw node.fail("cannot squeeze axis \(a) of size \(x.shape[a])") }
+        return x.reshaped(x.shape.enumerated().filter { !axes.contains($0.offset) }.map(\.element))
+    }
+
+    static func unsqueeze(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+        guard let x = inputs[0] else { throw node.fail("no input") }
+        guard let given = inputs.count > 1 ? inputs[1].map({ $0.intValues.map { Int($0) } }) : try node.ints("axes") else {
+            throw node.fail("no axes")
+        }
+        let rank = x.rank + given.count
+        let axes = try given.map { (a: Int) throws(ONNXError) in try axis(a, rank: rank, node) }.sorted()
+        var shape = x.shape
+        for a in axes { shape.insert(1, at: a) }
+        return x.reshaped(shape)
+    }
+
+    static func flatten(_ node: Node, _ x: Value) throws(ONNXError) -> Value {
+        let raw = try node.int("axis", 1)
+        let axis = raw < 0 ? raw + x.rank : raw
+        guard axis >= 0 && axis <= x.rank else { throw node.fail("axis \(raw) for rank \(x.rank)") }
+        return x.reshaped([x.shape[..<axis].reduce(1, *), x.shape[axis...].reduce(1, *)])
+    }
+
+    static func expand(_ node: Node, _ x: Value, _ target: Value) throws(ONNXError) -> Value {
+        guard let shape = Broadcast.shape(x.shape, target.intValues.map { Int($0) }) else {
+            throw node.fail("cannot expand \(x.shape) to \(target.intValues)")
+        }
+        return gathered(x, shape: shape, Broadcast.indices(of: x.shape, in: shape))
+    }
+
+    static func tile(_ node: Node, _ x: Value, _ repeats: Value) throws(ONNXError) -> Value {
+        let times = repeats.intValues.map { Int($0) }
+        guard times.count == x.rank, times.allSatisfy({ $0 >= 1 }) else { throw node.fail("repeats \(times) for rank \(x.rank)") }
+        let shape = zip(x.shape, times).map { $0 * $1 }
+        let strides = Value.strides(x.shape)
+        var source = [Int](repeating: 0, count: shape.reduce(1, *))
+        let outStrides = Value.strides(shape)
+        for i in source.indices {
+            var rest = i, index = 0
+            for axis in 0..<shape.count {
+                let p = rest / outStrides[axis]
+                rest %= outStrides[axis]
+                index += (p % x.shape[axis]) * strides[axis]
+            }
+            source[i] = index
+        }
+        return gathered(x, shape: shape, source)
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Models
+import ONNX
+import Testing
+import TestKit
+
+@Suite("ONNX models on roadwatch's tensor operations")
+struct ONNXRunnerTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/espnet-512x256.onnx").path
+
+    /// The reference ESPNet exported from PyTorch (tools/onnx/make_fixtures.py), run through the ONNX path,
+    /// against the PyTorch reference logits in ../shared.
+    @Test("ESPNet exported from PyTorch: logits equal the PyTorch reference, argmax ≥ 99.9 %")
+    func espnetMatchesReference() throws {
+        let reference = try SafeTensorsFile(path: Shared.path("models/espnet-cityscapes/reference/ref_512x256.safetensors"))
+        let input = try reference.floats("input"), expected = try reference.floats("logits")
+        let graph = try ONNXGraph(path: Self.fixture)
+        let prepared = try PreparedGraph(graph, inputShape: [1, 3, 256, 512], keep: ["features", "logits"])
+        let outputs = try prepared.run(Value(shape: [1, 3, 256, 512], floats: input.values), names: ["features", "logits"])
+        let logits = try #require(outputs["logits"]), features = try #require(outputs["features"])
+        let expectedFeatures = try reference.floats("features")
+        #expect(features.floats.count == expectedFeatures.values.count)
+        let featureScale = expectedFeatures.values.map(abs).max() ?? 1
+        let featureError = zip(features.floats, expectedFeatures.values).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(featureError <= 1e-3 * max(1, featureScale), "features max |Δ| \(featureError) for values up to \(featureScale)")
+        #expect(logits.shape.suffix(3) == expected.shape.suffix(3), "\(logits.shape) vs \(expected.shape)")
+        let scale = expected.values.map(abs).max() ?? 1
+        let error = zip(logits.floats, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(error <= 1e-3 * max(1, scale), "max |Δ| \(error) for values up to \(scale)")
+        let classes = expected.shape[expected.shape.count - 3], plane = logits.count / classes
+        var agree = 0
+        for p in 0..<plane {
+            func argmax(_ v: [Float]) -> Int { (0..<classes).max { v[$0 * plane + p] < v[$1 * plane + p] }! }
+            if argmax(logits.floats) == argmax(expected.values) { agree += 1 }
+        }
+        #expect(Double(agree) / Double(plane) >= 0.999, "argmax agrees on \(agree) of \(plane)")
+    }
+
+    @Test("preparing folds what does not depend on the image")
+    func folding() throws {
+        let graph = try ONNXGraph(path: Self.fixture)
+        let prepared = try PreparedGraph(graph, inputShape: [1, 3, 256, 512], keep: ["logits"])
+        #expect(prepared.plannedNodes <= graph.nodes.count)
+        #expect(prepared.shapes["logits"] == [1, 20, 256, 512])
+        #expect(throws: ONNXError.self) { try PreparedGraph(graph, inputShape: [1, 3, 256, 512], keep: ["no-such-value"]) }
+    }
+
+    /// Writes `bytes` as a model file and expects loading to fail with a one-line message containing `problem`.
+    func refused(_ bytes: Data, _ problem: String, extra: [String: Data] = [:]) throws {
+        let scratch = try ScratchDirectory("onnxbad")
+        let path = scratch.path("model.onnx")
+        try bytes.write(to: URL(fileURLWithPath: path))
+        for (name, data) in extra { try data.write(to: URL(fileURLWithPath: scratch.path(name))) }
+        do {
+            _ = try ONNXGraph(path: path)
+            Issue.record("loaded a model that should be refused (\(problem))")
+        } catch {
+            #expect(error.description.contains(problem), "\(error.description)")
+            #expect(!error.description.contains("\n"))
+        }
+    }
+
+    @Test("truncated, garbage and empty files are refused in one line")
+    func malformed() throws {
+        let good = try Data(contentsOf: URL(fileURLWithPath: Self.fixture))
+        try refused(good.prefix(good.count / 2), "is not an ONNX model")
+        try refused(Data("not a model at all".utf8), "is not an ONNX model")
+        try refused(Data(), "is empty")
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            var corrupted = good
+            for _ in 0..<16 { corrupted[Int.random(in: 0..<corrupted.count, using: &random)] = UInt8.random(in: 0...255, using: &random) }
+            // Either refused in one line or loaded: never a crash.
+            let scratch = try ScratchDirectory("onnxfuzz")
+            try corrupted.write(to: URL(fileURLWithPath: scratch.path("m.onnx")))
+            do {
+                let graph = try ONNXGraph(path: scratch.path("m.onnx"))
+                _ = try? PreparedGraph(graph, inputShape: [1, 3, 256, 512], keep: ["logits"])
+            } catch {
+                #expect(!error.description.contains("\n"))
+            }
+        }
+    }
+
+    @Test("lying sizes, huge dimensions, external data outside the folder and unknown operators are refused")
+    func hostile() throws {
+        try refused(HandMade.model(weights: [HandMade.tensor("w", dims: [4, 4], floats: [1, 2, 3])]), "holds 3 values")
+        try refused(HandMade.model(weights: [HandMade.tensor("w", dims: [1 << 40, 1 << 40], floats: [])]), "dimensions")
+        try refused(HandMade.model(weights: [HandMade.tensor("w", dims: [1 << 20, 1 << 20], floats: [])]), "too large")
+        try refused(HandMade.model(weights: [HandMade.external("w", dims: [4], location: "../../etc/passwd")]), "outside the model's folder")
+        try refused(HandMade.model(weights: [HandMade.external("w", dims: [4], location: "/etc/passwd")]), "outside the model's folder")
+        try refused(HandMade.model(op: "NonMaxSuppression"), "operator NonMaxSuppression is not supported")
+        // External data inside the folder is read.
+        let scratch = try ScratchDirectory("onnxext")
+        try Data(repeating: 0, count: 16).write(to: URL(fileURLWithPath: scratch.path("w.bin")))
+        try HandMade.model(weights: [HandMade.external("w", dims: [4], location: "w.bin")]).write(to: URL(fileURLWithPath: scratch.path("m.onnx")))
+        _ = try ONNXGraph(path: scratch.path("m.onnx"))
+    }
+}
+
+/// Tiny ONNX files written field by field (protobuf wire format), for the refusal cases.
+enum HandMade {
+    static func varint(_ value: UInt64) -> Data {
+        var v = value, out = Data()
+        while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+        out.append(UInt8(v))
+        return out
+    }
+    static func field(_ number: Int, _ payload: Data) -> Data { varint(UInt64(number << 3 | 2)) + varint(UInt64(payload.count)) + payload }
+    static func field(_ number: Int, int value: Int64) -> Data { varint(UInt64(number << 3)) + varint(UInt64(bitPattern: value)) }
+    static func string(_ number: Int, _ text: String) -> Data { field(number, Data(text.utf8)) }
+
+    static func tensor(_ name: String, dims: [Int64], floats: [Float]) -> Data {
+        var t = Data()
+        for d in dims { t += field(1, int: d) }
+        t += field(2, int: 1) + string(8, name)
+        var raw = Data()
+        for f in floats { withUnsafeBytes(of: f.bitPattern.littleEndian) { raw += Data($0) } }
+        return t + field(9, raw)
+    }
+
+    static func external(_ name: String, dims: [Int64], location: String) -> Data {
+        var t = Data()
+        for d in dims { t += field(1, int: d) }
+        t += field(2, int: 1) + string(8, name)
+        t += field(13, string(1, "location") + string(2, location))
+        return t + field(14, int: 1)
+    }
+
+    static func model(weights: [Data] = [], op: String = "Relu") -> Data {
+        let node = string(1, "x") + string(2, "y") + string(3, "n0") + string(4, op)
+        var graph = field(1, node) + string(2, "g")
+        for w in weights { graph += field(5, w) }
+        graph += field(11, string(1, "x")) + field(12, string(1, "y"))
+        return field(1, int: 8) + field(7, graph) + field(8, field(2, int: 17))
+    }
+}
