@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "Models",
             dependencies: [
-                "Tensors",
+                "Tensors", "ONNX",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -38,7 +38,34 @@ public enum ModelLoader {
         switch architecture {
         case .espnetv2: return try ESPNetv2(weights: weights)
         case .espnet: return try ESPNet(weights: weights)
+        case .onnx: throw ModelStoreError("an ONNX model is read from its .onnx file, not from a weight file")
         }
+    }
+
+    /// An ONNX segmentation network and its definition (`FILE.json` beside it, or the defaults), prepared at
+    /// the definition's default size (1024x512 without one).
+    public static func loadONNX(_ file: URL) throws -> LoadedModel {
+        guard FileManager.default.fileExists(atPath: file.path) else { throw ModelStoreError("model file '\(file.path)' does not exist") }
+        let definition = try ONNXDefinition.beside(file)
+        let size = definition.default_size.flatMap { $0.count == 2 ? ($0[0], $0[1]) : nil } ?? (1024, 512)
+        let network = try ONNXSegmentation(file: file, definition: definition, size: size)
+        let classes = definition.classes ?? (network.outputChannels <= 20 && network.outputChannels >= 19
+            ? Array(ModelRegistry.cityscapesClasses.prefix(network.outputChannels)) + (network.outputChannels == 20 ? ["void"] : [])
+            : (0..<network.outputChannels).map { "class \($0)" })
+        guard classes.count == network.outputChannels else {
+            throw ModelStoreError("model definition of '\(file.path)' names \(classes.count) classes for \(network.outputChannels) logit channels")
+        }
+        let palette = (0..<classes.count).map { i -> [UInt8] in
+            i < ModelRegistry.cityscapesPalette.count ? ModelRegistry.cityscapesPalette[i]
+                : [UInt8(truncatingIfNeeded: i * 67), UInt8(truncatingIfNeeded: i * 151), UInt8(truncatingIfNeeded: i * 29)]
+        }
+        let inDistribution = definition.in_distribution_classes ?? min(classes.count, classes.last == "void" ? classes.count - 1 : classes.count)
+        let descriptor = ModelDescriptor(
+            name: file.lastPathComponent, architecture: .onnx, summary: "ONNX model \(file.lastPathComponent)",
+            fileName: file.lastPathComponent, url: "", sha256: "", bundled: false, defaultSize: size,
+            normalization: try definition.normalization, classNames: classes, palette: palette,
+            inDistributionClasses: inDistribution, licence: "as its publisher says: weights carry their training data's terms")
+        return LoadedModel(descriptor: descriptor, network: network, file: file)
     }
 
     /// Loads `spec`: a registry name, or the path of a weight file whose architecture is recognised from its
@@ -50,9 +77,10 @@ public enum ModelLoader {
             let network = try build(descriptor.architecture, weights: WeightSet(file: file.path, tensors: try readWeights(file)))
             return LoadedModel(descriptor: descriptor, network: network, file: file)
         }
+        if spec.lowercased().hasSuffix(".onnx") { return try loadONNX(URL(fileURLWithPath: spec)) }
         guard spec.contains("/") || spec.hasSuffix(".pth") || spec.hasSuffix(".safetensors") else {
             let names = ModelRegistry.all.map(\.name).joined(separator: ", ")
-            throw ModelStoreError("unknown model '\(spec)' (known: \(names); or give a path to a .pth or .safetensors file)")
+            throw ModelStoreError("unknown model '\(spec)' (known: \(names); or give a path to a .pth, .safetensors or .onnx file)")
         }
         let file = URL(fileURLWithPath: spec)
         guard FileManager.default.fileExists(atPath: file.path) else { throw ModelStoreError("model file '\(spec)' does not exist") }

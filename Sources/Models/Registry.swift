@@ -1,6 +1,8 @@
 /// The architectures roadwatch can build; a new one is a new case and a new file.
 public enum Architecture: String, Sendable, CaseIterable {
     case espnetv2, espnet
+    /// Any ONNX segmentation network, read from its file (`ONNXSegmentation`).
+    case onnx
 }
 
 /// Everything roadwatch needs to know about one pretrained model.

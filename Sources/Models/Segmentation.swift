@@ -8,12 +8,16 @@ public struct InputSizeError: Error, CustomStringConvertible, Sendable {
 extension SegmentationModel {
     /// Throws unless `width` x `height` is a size this model can run at.
     public func checkInputSize(width: Int, height: Int) throws(InputSizeError) {
+        if let fixed = fixedInputSize, fixed != (width, height) {
+            throw InputSizeError(description: "this model takes only \(fixed.width)x\(fixed.height) (its file fixes the input size; export it with dynamic height and width for others), not \(width)x\(height)")
+        }
         guard width % sizeMultiple == 0, height % sizeMultiple == 0 else {
             throw InputSizeError(description: "input size \(width)x\(height) is not a multiple of \(sizeMultiple) in both sides (try \(width / sizeMultiple * sizeMultiple)x\(height / sizeMultiple * sizeMultiple))")
         }
         guard width >= minimumSize.width, height >= minimumSize.height else {
             throw InputSizeError(description: "input size \(width)x\(height) is below this model's minimum of \(minimumSize.width)x\(minimumSize.height)")
         }
+        if let problem = prepare(width: width, height: height) { throw InputSizeError(description: problem) }
     }
 }
 

@@ -31,11 +31,20 @@ public protocol SegmentationModel: AnyObject, Sendable {
     /// Output channels of the decoder (classes, including any void class).
     var outputChannels: Int { get }
 
+    /// The only input size the network takes, when its file fixes one (ONNX graphs exported without dynamic
+    /// height and width); nil when any multiple of `sizeMultiple` works.
+    var fixedInputSize: (width: Int, height: Int)? { get }
+    /// Gets ready to run at `width` x `height` (ONNX graphs are prepared per size); a message if it cannot.
+    func prepare(width: Int, height: Int) -> String?
+
     func backbone(_ input: Tensor, capture: Capture?) -> BackboneOutput
     func decoder(_ backbone: BackboneOutput, capture: Capture?) -> Tensor
 }
 
 extension SegmentationModel {
+    public var fixedInputSize: (width: Int, height: Int)? { nil }
+    public func prepare(width: Int, height: Int) -> String? { nil }
+
     /// Both stages in one call: (features, logits).
     public func forward(_ input: Tensor, capture: Capture? = nil) -> (features: Tensor, logits: Tensor) {
         let encoded = backbone(input, capture: capture)

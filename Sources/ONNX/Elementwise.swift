@@ -45,11 +45,35 @@ enum Broadcast {
         if a.shape == b.shape { return Value(shape: shape, floats: zip(x, y).map(f)) }
         if y.count == 1 { let s = y[0]; return Value(shape: shape, floats: x.count == count ? x.map { f($0, s) } : expand(x, a.shape, shape).map { f($0, s) }) }
         if x.count == 1 { let s = x[0]; return Value(shape: shape, floats: y.count == count ? y.map { f(s, $0) } : expand(y, b.shape, shape).map { f(s, $0) }) }
+        if a.shape == shape, let (axis, size) = singleAxis(b.shape, rank: shape.count), size == shape[axis] {
+            // One value per slice along one axis (per-channel slopes, biases, scales): no index arrays.
+            let inner = shape[(axis + 1)...].reduce(1, *)
+            var out = [Float](repeating: 0, count: count)
+            x.withUnsafeBufferPointer { xs in
+                out.withUnsafeMutableBufferPointer { o in
+                    var i = 0
+                    while i < count {
+                        let s = y[(i / inner) % size]
+                        for j in i..<(i + inner) { o[j] = f(xs[j], s) }
+                        i += inner
+                    }
+                }
+            }
+            return Value(shape: shape, floats: out)
+        }
         let ia = a.shape == shape ? nil : indices(of: a.shape, in: shape)
         let ib = b.shape == shape ? nil : indices(of: b.shape, in: shape)
         var out = [Float](repeating: 0, count: count)
         for i in 0..<count { out[i] = f(x[ia?[i] ?? i], y[ib?[i] ?? i]) }
         return Value(shape: shape, floats: out)
+    }
+
+    /// The one axis (and its size) along which `shape`, padded to `rank`, is not 1; nil if there are more.
+    static func singleAxis(_ shape: [Int], rank: Int) -> (Int, Int)? {
+        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
+        let axes = padded.indices.filter { padded[$0] != 1 }
+        guard axes.count == 1 else { return nil }
+        return (axes[0], padded[axes[0]])
     }
 
     static func ints(_ a: Value, _ b: Value, _ node: Node, _ f: (Int64, Int64) -> Int64) throws(ONNXError) -> Value {

@@ -114,7 +114,7 @@ enum Operators {
         case "Clip": return [try Elementwise.clip(node, inputs)]
         case "Where": return [try Elementwise.whereOp(node, try input(0), try input(1), try input(2))]
         case "Conv": return [try NeuralOps.conv(node, inputs, arena: arena)]
-        case "ConvTranspose": return [try NeuralOps.convTranspose(node, inputs)]
+        case "ConvTranspose": return [try NeuralOps.convTranspose(node, inputs, arena: arena)]
         case "BatchNormalization": return [try NeuralOps.batchNorm(node, inputs)]
         case "MaxPool", "AveragePool": return [try NeuralOps.pool(node, try input(0))]
         case "GlobalAveragePool": return [try NeuralOps.globalAveragePool(node, try input(0))]

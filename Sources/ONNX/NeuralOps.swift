@@ -87,7 +87,7 @@ enum NeuralOps {
         return Value(shape: [1, m, oh, ow], floats: output.array)
     }
 
-    static func convTranspose(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
+    static func convTranspose(_ node: Node, _ inputs: [Value?], arena: Arena) throws(ONNXError) -> Value {
         guard let x = inputs[0], let weight = inputs[1] else { throw node.fail("needs X and W") }
         try require4D(x, node)
         let groups = try node.int("group", 1)
@@ -100,6 +100,14 @@ enum NeuralOps {
         let oh = (h - 1) * s[0] + (kh - 1) * d[0] + 1 + extra[0] - p[0] - p[2]
         let ow = (w - 1) * s[1] + (kw - 1) * d[1] + 1 + extra[1] - p[1] - p[3]
         guard oh > 0, ow > 0 else { throw node.fail("output would be empty") }
+        if groups == 1, kh == 2, kw == 2, s == [2, 2], d == [1, 1], p == [0, 0, 0, 0], extra == [0, 0] {
+            // The common upsampling step: one GEMM and a scatter (Tensors' kernel).
+            let layer = TransposedConv2x2(inChannels: c, outChannels: m, weight: weight.floatValues,
+                                          bias: inputs.count > 2 ? inputs[2]?.floatValues : nil)
+            let output = Tensor(uninitialized: [m, oh, ow])
+            layer.forward(Tensor(shape: [c, h, w], values: x.floatValues), into: output, arena: arena)
+            return Value(shape: [1, m, oh, ow], floats: output.array)
+        }
         var out = [Float](repeating: 0, count: m * oh * ow)
         if inputs.count > 2, let bias = inputs[2]?.floatValues {
             for o in 0..<m { for i in 0..<(oh * ow) { out[o * oh * ow + i] = bias[o] } }

@@ -90,10 +90,35 @@ public enum StillImage {
         try check(avcodec_send_frame(context, nil), "encode image", path)
         try check(avcodec_receive_packet(context, packet), "encode image", path)
         let encoded = Data(bytes: packet.pointee.data, count: Int(packet.pointee.size))
-        do {
-            try encoded.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw VideoIOError(.io, operation: "write image", target: path, message: (error as NSError).localizedDescription)
+        try writeAtomically(encoded, to: path)
+    }
+
+    /// Writes `data` to a hidden `.NAME.partial` beside `path`, then renames it into place: a reader (or a
+    /// kill) never sees half a file under the real name.
+    static func writeAtomically(_ data: Data, to path: String) throws(VideoIOError) {
+        let url = URL(fileURLWithPath: path)
+        let partial = url.deletingLastPathComponent().appendingPathComponent("." + url.lastPathComponent + ".partial").path
+        func fail(_ number: Int32) -> VideoIOError {
+            unlink(partial)
+            return VideoIOError(.io, operation: "write image", target: path, message: describeErrno(number), code: -number)
         }
+        let descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw fail(errno) }
+        var failure: Int32?
+        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var offset = 0
+            while offset < bytes.count {
+                let wrote = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if wrote < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                offset += wrote
+            }
+        }
+        if close(descriptor) != 0 && failure == nil { failure = errno }
+        if let failure { throw fail(failure) }
+        if rename(partial, path) != 0 { throw fail(errno) }
     }
 }

@@ -23,7 +23,10 @@ struct SegmentCommandTests {
     }
 
     @Test("the class map agrees with the reference argmax on at least 98% of pixels",
-          arguments: [("espnetv2-cityscapes", "models/espnetv2-cityscapes"), ("espnet-cityscapes", "models/espnet-cityscapes")])
+          arguments: [("espnetv2-cityscapes", "models/espnetv2-cityscapes"), ("espnet-cityscapes", "models/espnet-cityscapes"),
+                      // ESPNet exported from PyTorch, through the ONNX runner (prepared here at another size than its default).
+                      (Shared.repositoryRoot.appendingPathComponent("Tests/ONNXTests/Fixtures/espnet-512x256.onnx").path,
+                       "models/espnet-cityscapes")])
     func classMapAgrees(_ model: String, _ folder: String) throws {
         let scratch = try ScratchDirectory("segment")
         let outcome = try RoadwatchBinary.run(
@@ -75,5 +78,29 @@ struct SegmentCommandTests {
             #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
             #expect(outcome.stderr.contains(path) && outcome.stderr.contains(problem), "\(outcome.stderr)")
         }
+    }
+}
+
+@Suite("roadwatch run with an ONNX model, through the binary")
+struct ONNXRunCommandTests {
+    @Test("run --model FILE.onnx: every frame out, the same anomaly frames as the native model on the same clip")
+    func runWithONNX() throws {
+        let scratch = try ScratchDirectory("onnxrun")
+        let clip = Shared.path("data/videos/synthetic_fox_solidWhiteRight/video.mp4")
+        let onnx = Shared.repositoryRoot.appendingPathComponent("Tests/ONNXTests/Fixtures/espnet-512x256.onnx").path
+        let native = Shared.path("models/espnet-cityscapes/espnet_cityscapes_p2q8.safetensors")
+        var fractions: [[Double]] = []
+        for model in [onnx, native] {
+            let events = scratch.path("\(fractions.count).jsonl")
+            let run = try RoadwatchBinary.run(["run", clip, "-o", scratch.path("\(fractions.count).mp4"), "--model", model,
+                                               "--size", "512x256", "--max-frames", "60", "--events", events, "--quiet"], timeout: 600)
+            #expect(run.status == 0, "\(run.stderr)")
+            let lines = try MediaCheck.jsonLines(events)
+            #expect(lines.count == 60)
+            fractions.append(lines.compactMap { ($0 as? [String: Any])?["anomaly_fraction"] as? Double })
+        }
+        // The two paths differ only in float rounding: per-frame anomaly fractions agree closely.
+        let differences = zip(fractions[0], fractions[1]).map { abs($0 - $1) }
+        #expect(fractions[0].count == 60 && (differences.max() ?? 1) <= 0.01, "largest difference \(differences.max() ?? -1)")
     }
 }
