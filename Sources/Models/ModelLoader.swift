@@ -62,7 +62,7 @@ public enum ModelLoader {
         let inDistribution = definition.in_distribution_classes ?? min(classes.count, classes.last == "void" ? classes.count - 1 : classes.count)
         let descriptor = ModelDescriptor(
             name: file.lastPathComponent, architecture: .onnx, summary: "ONNX model \(file.lastPathComponent)",
-            fileName: file.lastPathComponent, url: "", sha256: "", bundled: false, defaultSize: size,
+            fileName: file.lastPathComponent, url: "", sha256: "", bundled: false, defaultSize: network.fixedInputSize ?? size,
             normalization: try definition.normalization, classNames: classes, palette: palette,
             inDistributionClasses: inDistribution, licence: "as its publisher says: weights carry their training data's terms")
         return LoadedModel(descriptor: descriptor, network: network, file: file)

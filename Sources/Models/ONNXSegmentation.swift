@@ -126,13 +126,14 @@ public final class ONNXSegmentation: SegmentationModel, Sendable {
         let shape = [1] + input.shape
         do {
             let outputs = try graph(for: shape).run(Value(shape: shape, floats: input.array), names: [logitsName, featuresName])
-            var logits = Self.tensor(outputs[logitsName]!)
+            let raw = Self.tensor(outputs[logitsName]!)
+            // The features keep the network's own grid, even when they are the logits.
+            let features = featuresName == logitsName ? raw : Self.tensor(outputs[featuresName]!)
+            var logits = raw
             if logits.height != input.height || logits.width != input.width {
-                let resized = Tensor(uninitialized: [logits.channels, input.height, input.width])
-                Resize.bilinear(logits, into: resized, alignCorners: false)
-                logits = resized
+                logits = Tensor(uninitialized: [raw.channels, input.height, input.width])
+                Resize.bilinear(raw, into: logits, alignCorners: false)
             }
-            let features = featuresName == logitsName ? logits : Self.tensor(outputs[featuresName]!)
             capture?("logits", logits)
             return BackboneOutput(features: features, maps: ["logits": logits])
         } catch {

@@ -35,6 +35,32 @@ struct ONNXRunnerTests {
             if argmax(logits.floats) == argmax(expected.values) { agree += 1 }
         }
         #expect(Double(agree) / Double(plane) >= 0.999, "argmax agrees on \(agree) of \(plane)")
+        print("espnet via ONNX: features max |Δ| \(featureError) (up to \(featureScale)), logits max |Δ| \(error) (up to \(scale)), argmax \(agree) of \(plane)")
+    }
+
+    static func floats(_ name: String) throws -> [Float] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)"))
+        return data.withUnsafeBytes { bytes in
+            (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+
+    /// Overlap patch embedding, attention with spatial reduction (MatMul, Softmax, LayerNormalization),
+    /// Mix-FFN (depthwise conv, GELU as Erf), an all-MLP decoder with bilinear Resize, and the shape
+    /// arithmetic (Shape, Gather, Concat, Reshape) that the export records, folded at preparation.
+    @Test("a SegFormer-shaped transformer exported from PyTorch at opset 17 equals PyTorch's logits")
+    func segformerMatchesPyTorch() throws {
+        let graph = try ONNXGraph(path: URL(fileURLWithPath: Self.fixture).deletingLastPathComponent()
+            .appendingPathComponent("segformer-tiny.onnx").path)
+        let prepared = try PreparedGraph(graph, inputShape: [1, 3, 128, 256], keep: ["logits"])
+        let input = try Self.floats("segformer-tiny.input.bin"), expected = try Self.floats("segformer-tiny.logits.bin")
+        let logits = try #require(try prepared.run(Value(shape: [1, 3, 128, 256], floats: input), names: ["logits"])["logits"])
+        #expect(logits.shape == [1, 19, 32, 64])
+        let scale = expected.map(abs).max() ?? 1
+        let error = zip(logits.floats, expected).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(error <= 1e-4 * max(1, scale), "max |Δ| \(error) for values up to \(scale)")
+        #expect(prepared.plannedNodes < graph.nodes.count, "the shape arithmetic is folded")
+        print("segformer-tiny: max |Δ| \(error) (logits up to \(scale)); \(prepared.plannedNodes) of \(graph.nodes.count) nodes run per frame")
     }
 
     @Test("preparing folds what does not depend on the image")

@@ -84,23 +84,17 @@ struct RunCommandTests {
     func interrupted() async throws {
         let scratch = try ScratchDirectory("sigint")
         let output = scratch.path("out.mp4"), events = scratch.path("events.jsonl")
-        let process = Process()
-        process.executableURL = RoadwatchBinary.url
-        process.arguments = ["run", Shared.path("data/videos/solidYellowLeft.mp4"), "-o", output, "--events", events,
-                             "--size", "512x256", "--quiet"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Interrupt once some frames are out (or after 20 s at most).
-        for _ in 0..<200 {
-            try await Task.sleep(for: .milliseconds(100))
-            if let text = try? String(contentsOfFile: events, encoding: .utf8), text.split(separator: "\n").count >= 3 { break }
-        }
-        process.interrupt()
-        for _ in 0..<600 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!process.isRunning)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 130)
+        let running = try RunningBinary(["run", Shared.path("data/videos/solidYellowLeft.mp4"), "-o", output, "--events", events,
+                                         "--size", "512x256", "--quiet"])
+        // Interrupt once some frames are out. A blocking wait: Task.sleep can resume late when other tests
+        // hold the cooperative threads, and the run would finish first.
+        #expect(waitUntil(timeout: 120) {
+            ((try? String(contentsOfFile: events, encoding: .utf8))?.split(separator: "\n").count ?? 0) >= 3
+        })
+        running.signal(SIGINT)
+        let outcome = running.wait(timeout: 60)
+        #expect(!outcome.timedOut)
+        #expect(outcome.status == 130)
         let lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n")
         #expect(lines.count >= 1 && lines.count < 681)
         for line in lines { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil) }

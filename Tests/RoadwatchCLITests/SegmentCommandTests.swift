@@ -104,3 +104,22 @@ struct ONNXRunCommandTests {
         #expect(fractions[0].count == 60 && (differences.max() ?? 1) <= 0.01, "largest difference \(differences.max() ?? -1)")
     }
 }
+
+extension ONNXRunCommandTests {
+    /// A transformer whose file fixes its input (128x256) and gives logits at a quarter of it, which are also
+    /// its features (no definition file): the size defaults to the file's, other sizes are refused in one line.
+    @Test("run --model segformer-tiny.onnx: its own size by default, another size refused in one line")
+    func transformerRuns() throws {
+        let scratch = try ScratchDirectory("onnxsegformer")
+        let model = Shared.repositoryRoot.appendingPathComponent("Tests/ONNXTests/Fixtures/segformer-tiny.onnx").path
+        let clip = Shared.path("data/videos/solidWhiteRight.mp4")
+        let run = try RoadwatchBinary.run(["run", clip, "-o", scratch.path("out.mp4"), "--model", model, "--max-frames", "8",
+                                           "--events", scratch.path("e.jsonl"), "--quiet"], timeout: 300)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try MediaCheck.jsonLines(scratch.path("e.jsonl")).count == 8)
+        let refused = try RoadwatchBinary.run(["run", clip, "-o", scratch.path("other.mp4"), "--model", model, "--size", "512x256"],
+                                              timeout: 300)
+        #expect(refused.status != 0 && refused.stderrLines.count == 1 && refused.stderr.contains("takes only 256x128"),
+                "\(refused.stderr)")
+    }
+}
