@@ -6,7 +6,7 @@ import VideoIO
 
 /// Options shared by every command that runs a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model: a registry name (see 'roadwatch models list') or a .pth/.safetensors file.")
+    @Option(name: .long, help: "Model: a registry name (see 'roadwatch models list') or a .pth/.safetensors file, or an .onnx file (see the README's 'Bring your own model').")
     var model = ModelRegistry.defaultName
 
     @Option(help: "Network input size WxH (default: the model's own, 1024x512 for the Cityscapes models).")
