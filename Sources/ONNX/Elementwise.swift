@@ -35,7 +35,8 @@ enum Broadcast {
         return result
     }
 
-    /// `f` applied pairwise over the broadcast of `a` and `b`.
+    /// `f` applied pairwise over the broadcast of `a` and `b` (inlined, so each operator's `f` is compiled in).
+    @inline(__always)
     static func floats(_ a: Value, _ b: Value, _ node: Node, _ f: (Float, Float) -> Float) throws(ONNXError) -> Value {
         guard let shape = shape(a.shape, b.shape) else {
             throw node.fail("shapes \(a.shape) and \(b.shape) do not broadcast")
@@ -45,10 +46,27 @@ enum Broadcast {
         if a.shape == b.shape { return Value(shape: shape, floats: zip(x, y).map(f)) }
         if y.count == 1 { let s = y[0]; return Value(shape: shape, floats: x.count == count ? x.map { f($0, s) } : expand(x, a.shape, shape).map { f($0, s) }) }
         if x.count == 1 { let s = x[0]; return Value(shape: shape, floats: y.count == count ? y.map { f(s, $0) } : expand(y, b.shape, shape).map { f(s, $0) }) }
+        if b.shape == shape, a.shape != shape, x.count > 1, singleAxis(a.shape, rank: shape.count) != nil {
+            return try floats(b, a, node) { f($1, $0) }  // the small operand first (a bias added to a map)
+        }
         if a.shape == shape, let (axis, size) = singleAxis(b.shape, rank: shape.count), size == shape[axis] {
             // One value per slice along one axis (per-channel slopes, biases, scales): no index arrays.
             let inner = shape[(axis + 1)...].reduce(1, *)
             var out = [Float](repeating: 0, count: count)
+            if inner == 1 {  // along the last axis (a bias over channels-last rows)
+                x.withUnsafeBufferPointer { xs in
+                    y.withUnsafeBufferPointer { ys in
+                        out.withUnsafeMutableBufferPointer { o in
+                            var i = 0
+                            while i < count {
+                                for c in 0..<size { o[i + c] = f(xs[i + c], ys[c]) }
+                                i += size
+                            }
+                        }
+                    }
+                }
+                return Value(shape: shape, floats: out)
+            }
             x.withUnsafeBufferPointer { xs in
                 out.withUnsafeMutableBufferPointer { o in
                     var i = 0

@@ -76,12 +76,25 @@ public final class PreparedGraph: Sendable {
         return try outcome.get()
     }
 
-    private func execute(_ input: Value, names: [String], arena: Arena) throws(ONNXError) -> [String: Value] {
+    /// Seconds spent per operator type over one run of `input`, most first (where the time goes).
+    public func profile(_ input: Value) throws(ONNXError) -> [(op: String, seconds: Double)] {
+        var spent: [String: Double] = [:]
+        _ = try execute(input, names: [], arena: Arena()) { op, seconds in spent[op, default: 0] += seconds }
+        return spent.sorted { $0.value > $1.value }.map { ($0.key, $0.value) }
+    }
+
+    private func execute(_ input: Value, names: [String], arena: Arena,
+                         timing: ((String, Double) -> Void)? = nil) throws(ONNXError) -> [String: Value] {
         do {
             var values: [String: Value] = [inputName: input]
             for (index, node) in plan.enumerated() {
                 let arguments = node.inputs.map { name -> Value? in name.isEmpty ? nil : (values[name] ?? constants[name]) }
+                let start = timing == nil ? nil : ContinuousClock.now
                 let outputs = try Operators.execute(node, arguments, arena: arena)
+                if let start, let timing {
+                    let elapsed = ContinuousClock.now - start
+                    timing(node.op, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+                }
                 for (name, value) in zip(node.outputs, outputs) { values[name] = value }
                 for name in releases[index] { values[name] = nil }
             }

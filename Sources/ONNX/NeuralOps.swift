@@ -286,11 +286,15 @@ enum NeuralOps {
         let ia = Broadcast.indices(of: Array(ashape.dropLast(2)), in: batch), ib = Broadcast.indices(of: Array(bshape.dropLast(2)), in: batch)
         let xs = a.floatValues, ys = b.floatValues
         var out = [Float](repeating: 0, count: batches * m * n)
-        var block = [Float](repeating: 0, count: m * n)
-        for t in 0..<batches {
-            let left = Array(xs[(ia[t] * m * k)..<((ia[t] + 1) * m * k)]), right = Array(ys[(ib[t] * k * n)..<((ib[t] + 1) * k * n)])
-            Gemm.multiply(m: m, n: n, k: k, a: left, b: right, into: &block)
-            out.replaceSubrange((t * m * n)..<((t + 1) * m * n), with: block)
+        xs.withUnsafeBufferPointer { x in
+            ys.withUnsafeBufferPointer { y in
+                out.withUnsafeMutableBufferPointer { o in
+                    for t in 0..<batches {
+                        Gemm.multiply(m: m, n: n, k: k, a: x.baseAddress! + ia[t] * m * k, lda: k,
+                                      b: y.baseAddress! + ib[t] * k * n, ldb: n, c: o.baseAddress! + t * m * n, ldc: n)
+                    }
+                }
+            }
         }
         var shape = batch + [m, n]
         if a.rank == 1 { shape.remove(at: shape.count - 2) }
@@ -326,11 +330,19 @@ enum NeuralOps {
             var top = -Float.infinity
             for j in 0..<count { top = max(top, out[start + j * stride]) }
             var sum: Float = 0
-            for j in 0..<count { sum += expf(out[start + j * stride] - top) }
-            for j in 0..<count {
-                let v = out[start + j * stride] - top
-                out[start + j * stride] = isLog ? v - logf(sum) : expf(v) / sum
+            if isLog {
+                for j in 0..<count { sum += expf(out[start + j * stride] - top) }
+                let shift = top + logf(sum)
+                for j in 0..<count { out[start + j * stride] -= shift }
+                return
             }
+            for j in 0..<count {
+                let e = expf(out[start + j * stride] - top)
+                out[start + j * stride] = e
+                sum += e
+            }
+            let scale = 1 / sum
+            for j in 0..<count { out[start + j * stride] *= scale }
         }
         return Value(shape: x.shape, floats: out)
     }

@@ -37,6 +37,35 @@ enum ShapeOps {
         let shape = perm.map { x.shape[$0] }
         let strides = Value.strides(x.shape)
         let count = x.count
+        if x.ints == nil {
+            // Floats: walk the output in order with the source offset kept incrementally, no index array.
+            let source = x.floats
+            var out = [Float](repeating: 0, count: count)
+            let permuted = perm.map { strides[$0] }
+            let last = shape.count - 1
+            source.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { o in
+                    var position = [Int](repeating: 0, count: shape.count)
+                    var offset = 0, i = 0
+                    let inner = shape[last], step = permuted[last]
+                    while i < count {
+                        var p = offset
+                        for j in 0..<inner { o[i + j] = s[p]; p += step }
+                        i += inner
+                        var axis = last - 1
+                        while axis >= 0 {
+                            position[axis] += 1
+                            offset += permuted[axis]
+                            if position[axis] < shape[axis] { break }
+                            offset -= permuted[axis] * shape[axis]
+                            position[axis] = 0
+                            axis -= 1
+                        }
+                    }
+                }
+            }
+            return Value(shape: shape, floats: out)
+        }
         var source = [Int](repeating: 0, count: count)
         var position = [Int](repeating: 0, count: shape.count)
         let permutedStrides = perm.map { strides[$0] }
