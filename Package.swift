@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "TestKit"]),
         .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "Tensors", "Models", "VideoIO", "TestKit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "VideoIO", "TestKit"]),
-        .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Models", "TestKit"], exclude: ["Fixtures"]),
+        .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Models", "Tensors", "TestKit"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MonitoringTests",
             dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit",

@@ -82,7 +82,7 @@ public final class ONNXSegmentation: SegmentationModel, Sendable {
         let size = fixedInputSize ?? size
         let shape = [1, 3, size.height, size.width]
         let first = try PreparedGraph(graph, inputShape: shape, keep: [logitsName, featuresName])
-        guard let logits = first.shapes[logitsName] ?? first.shapes[logitsName], logits.count == 4 else {
+        guard let logits = first.shapes[logitsName], logits.count == 4 else {
             throw ModelStoreError("'\(file.path)': logits '\(logitsName)' are not 1 x C x h x w (\(first.shapes[logitsName] ?? []))")
         }
         guard let features = first.shapes[featuresName], features.count == 4 else {

@@ -99,6 +99,6 @@ public actor EventLog {
     }
 
     public func close() throws(JobError) {
-        try file.close()
+        try file.sync()
     }
 }

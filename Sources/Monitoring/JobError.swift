@@ -43,20 +43,7 @@ final class AppendFile: Sendable {
 
     func write(_ data: Data) throws(JobError) {
         let start = lseek(descriptor, 0, SEEK_CUR)
-        var failure: Int32?
-        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-            var offset = 0
-            while offset < bytes.count {
-                let wrote = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if wrote < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += wrote
-            }
-        }
-        if let failure {
+        if let failure = writeAll(descriptor, data) {
             // A line cut short (a full disk) is taken back, so the file still parses line by line.
             if start >= 0 { _ = ftruncate(descriptor, start) }
             throw JobError("cannot write \(what) '\(path)': \(describeErrno(failure))", errno: failure)
@@ -68,7 +55,9 @@ final class AppendFile: Sendable {
         }
     }
 
-    func close() throws(JobError) {
+    /// Waits until what was written is on the disk (a delayed write error shows here); the descriptor itself
+    /// closes with the object.
+    func sync() throws(JobError) {
         if fsync(descriptor) != 0 && errno != EINVAL {
             let number = errno
             throw JobError("cannot write \(what) '\(path)': \(describeErrno(number))", errno: number)

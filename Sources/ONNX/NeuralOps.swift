@@ -304,8 +304,12 @@ enum NeuralOps {
 
     static func gemm(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
         guard let a0 = inputs[0], let b0 = inputs[1], a0.rank == 2, b0.rank == 2 else { throw node.fail("needs 2-D A and B") }
-        let a = try node.int("transA", 0) == 1 ? try ShapeOps.transpose(Node(name: node.name, op: "Transpose", domain: "", inputs: [], outputs: [], attributes: [:]), a0) : a0
-        let b = try node.int("transB", 0) == 1 ? try ShapeOps.transpose(Node(name: node.name, op: "Transpose", domain: "", inputs: [], outputs: [], attributes: [:]), b0) : b0
+        func transposed(_ m: Value) -> Value {
+            let (rows, columns) = (m.shape[0], m.shape[1])
+            return Value(shape: [columns, rows], floats: ShapeOps.transposed(m.floatValues, shape: [columns, rows], strides: [1, columns]))
+        }
+        let a = try node.int("transA", 0) == 1 ? transposed(a0) : a0
+        let b = try node.int("transB", 0) == 1 ? transposed(b0) : b0
         let alpha = try node.float("alpha", 1), beta = try node.float("beta", 1)
         var product = try matMul(node, a, b)
         if alpha != 1 { product.floats = product.floats.map { $0 * alpha } }

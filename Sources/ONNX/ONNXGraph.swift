@@ -130,7 +130,6 @@ public struct ONNXGraph: Sendable {
         switch tensor.dataType {
         case 1:  // float
             if !raw.isEmpty {
-                try check(raw.count / 4)
                 guard raw.count == count * 4 else { throw ONNXError("\(name): \(raw.count) bytes for \(count) floats") }
                 let floats = raw.withUnsafeBytes { bytes in (0..<count).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
                 return Value(shape: shape, floats: floats)

@@ -36,53 +36,39 @@ enum ShapeOps {
         guard perm.sorted() == Array(0..<x.rank) else { throw node.fail("perm \(perm) for rank \(x.rank)") }
         let shape = perm.map { x.shape[$0] }
         let strides = Value.strides(x.shape)
-        let count = x.count
-        if x.ints == nil {
-            // Floats: walk the output in order with the source offset kept incrementally, no index array.
-            let source = x.floats
-            var out = [Float](repeating: 0, count: count)
-            let permuted = perm.map { strides[$0] }
-            let last = shape.count - 1
-            source.withUnsafeBufferPointer { s in
-                out.withUnsafeMutableBufferPointer { o in
-                    var position = [Int](repeating: 0, count: shape.count)
-                    var offset = 0, i = 0
-                    let inner = shape[last], step = permuted[last]
-                    while i < count {
-                        var p = offset
-                        for j in 0..<inner { o[i + j] = s[p]; p += step }
-                        i += inner
-                        var axis = last - 1
-                        while axis >= 0 {
-                            position[axis] += 1
-                            offset += permuted[axis]
-                            if position[axis] < shape[axis] { break }
-                            offset -= permuted[axis] * shape[axis]
-                            position[axis] = 0
-                            axis -= 1
-                        }
+        guard x.rank > 0 else { return x }
+        let permuted = perm.map { strides[$0] }
+        if let ints = x.ints { return Value(shape: shape, ints: transposed(ints, shape: shape, strides: permuted)) }
+        return Value(shape: shape, floats: transposed(x.floats, shape: shape, strides: permuted))
+    }
+
+    /// `source` read in the order of `shape`, whose axes step through it by `strides`: the output is walked
+    /// in order with the source offset kept incrementally (no index array).
+    static func transposed<T>(_ source: [T], shape: [Int], strides: [Int]) -> [T] {
+        let count = shape.reduce(1, *), last = shape.count - 1
+        guard count > 0 else { return [] }
+        return source.withUnsafeBufferPointer { s in
+            [T](unsafeUninitializedCapacity: count) { o, initialized in
+                var position = [Int](repeating: 0, count: shape.count)
+                var offset = 0, i = 0
+                let inner = shape[last], step = strides[last]
+                while i < count {
+                    var p = offset
+                    for j in i..<(i + inner) { (o.baseAddress! + j).initialize(to: s[p]); p += step }
+                    i += inner
+                    var axis = last - 1
+                    while axis >= 0 {
+                        position[axis] += 1
+                        offset += strides[axis]
+                        if position[axis] < shape[axis] { break }
+                        offset -= strides[axis] * shape[axis]
+                        position[axis] = 0
+                        axis -= 1
                     }
                 }
-            }
-            return Value(shape: shape, floats: out)
-        }
-        var source = [Int](repeating: 0, count: count)
-        var position = [Int](repeating: 0, count: shape.count)
-        let permutedStrides = perm.map { strides[$0] }
-        var offset = 0
-        for i in 0..<count {
-            source[i] = offset
-            var axis = shape.count - 1
-            while axis >= 0 {
-                position[axis] += 1
-                offset += permutedStrides[axis]
-                if position[axis] < shape[axis] { break }
-                offset -= permutedStrides[axis] * shape[axis]
-                position[axis] = 0
-                axis -= 1
+                initialized = count
             }
         }
-        return gathered(x, shape: shape, source)
     }
 
     static func concat(_ node: Node, _ values: [Value]) throws(ONNXError) -> Value {
@@ -99,13 +85,11 @@ enum ShapeOps {
         let outer = shape[..<axis].reduce(1, *)
         let allInt = values.allSatisfy(\.isInt)
         var floats: [Float] = [], ints: [Int64] = []
+        let sources = allInt ? [] : values.map(\.floatValues)
         for o in 0..<outer {
-            for value in values {
-                let block = value.shape[axis...].reduce(1, *)
-                if allInt { ints.append(contentsOf: value.ints![(o * block)..<((o + 1) * block)]) } else {
-                    let source = value.floatValues
-                    floats.append(contentsOf: source[(o * block)..<((o + 1) * block)])
-                }
+            for (n, value) in values.enumerated() {
+                let block = value.shape[axis...].reduce(1, *), range = (o * block)..<((o + 1) * block)
+                if allInt { ints.append(contentsOf: value.ints![range]) } else { floats.append(contentsOf: sources[n][range]) }
             }
         }
         return allInt ? Value(shape: shape, ints: ints) : Value(shape: shape, floats: floats)

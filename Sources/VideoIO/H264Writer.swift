@@ -274,7 +274,7 @@ private final class EncoderCore: @unchecked Sendable {
         try check(avcodec_send_frame(encoder, frame), "encode a frame of", path)
         try drain()
         framesWritten += 1
-        if let identity, let now = fileIdentity(path), now == identity {} else if identity != nil {
+        if let identity, fileIdentity(path).map({ $0 == identity }) != true {
             throw VideoIOError(.io, operation: "write to", target: path,
                                message: "it was removed while being written (or its folder was)", code: rw_averror(ENOENT))
         }

@@ -104,19 +104,7 @@ public enum StillImage {
         }
         let descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw fail(errno) }
-        var failure: Int32?
-        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-            var offset = 0
-            while offset < bytes.count {
-                let wrote = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if wrote < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += wrote
-            }
-        }
+        var failure = writeAll(descriptor, data)
         if close(descriptor) != 0 && failure == nil { failure = errno }
         if let failure { throw fail(failure) }
         if rename(partial, path) != 0 { throw fail(errno) }

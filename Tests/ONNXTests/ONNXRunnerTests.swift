@@ -1,6 +1,7 @@
 import Foundation
 import Models
-import ONNX
+import Tensors
+@testable import ONNX
 import Testing
 import TestKit
 
@@ -114,7 +115,7 @@ struct ONNXRunnerTests {
 
     @Test("lying sizes, huge dimensions, external data outside the folder and unknown operators are refused")
     func hostile() throws {
-        try refused(HandMade.model(weights: [HandMade.tensor("w", dims: [4, 4], floats: [1, 2, 3])]), "holds 3 values")
+        try refused(HandMade.model(weights: [HandMade.tensor("w", dims: [4, 4], floats: [1, 2, 3])]), "12 bytes for 16 floats")
         try refused(HandMade.model(weights: [HandMade.tensor("w", dims: [1 << 40, 1 << 40], floats: [])]), "dimensions")
         try refused(HandMade.model(weights: [HandMade.tensor("w", dims: [1 << 20, 1 << 20], floats: [])]), "too large")
         try refused(HandMade.model(weights: [HandMade.external("w", dims: [4], location: "../../etc/passwd")]), "outside the model's folder")
@@ -163,5 +164,36 @@ enum HandMade {
         for w in weights { graph += field(5, w) }
         graph += field(11, string(1, "x")) + field(12, string(1, "y"))
         return field(1, int: 8) + field(7, graph) + field(8, field(2, int: 17))
+    }
+}
+
+/// Operators the fixtures do not reach, against naive loops.
+@Suite("ONNX operators against naive loops")
+struct ONNXOperatorTests {
+    @Test("Gemm with transA/transB, alpha, beta and a broadcast C; Transpose of rank 3 and 0")
+    func gemmAndTranspose() throws {
+        let (m, k, n) = (3, 4, 5)
+        let a = (0..<(k * m)).map { Float($0 % 7) - 3 }, b = (0..<(n * k)).map { Float($0 % 5) * 0.5 - 1 }, c = (0..<n).map { Float($0) }
+        let node = Node(name: "g", op: "Gemm", domain: "", inputs: ["a", "b", "c"], outputs: ["y"],
+                        attributes: ["transA": .int(1), "transB": .int(1), "alpha": .float(2), "beta": .float(0.5)])
+        // A is stored k x m and B n x k: the product uses Aᵀ (m x k) and Bᵀ (k x n).
+        let y = try Operators.execute(node, [Value(shape: [k, m], floats: a), Value(shape: [n, k], floats: b),
+                                             Value(shape: [n], floats: c)], arena: Arena())[0]
+        #expect(y.shape == [m, n])
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum: Float = 0
+                for p in 0..<k { sum += a[p * m + i] * b[j * k + p] }
+                #expect(abs(y.floats[i * n + j] - (2 * sum + 0.5 * c[j])) < 1e-4)
+            }
+        }
+        let x = Value(shape: [2, 3, 4], floats: (0..<24).map(Float.init))
+        let t = try Operators.execute(Node(name: "t", op: "Transpose", domain: "", inputs: ["x"], outputs: ["t"],
+                                           attributes: ["perm": .ints([2, 0, 1])]), [x], arena: Arena())[0]
+        #expect(t.shape == [4, 2, 3])
+        for d0 in 0..<4 { for d1 in 0..<2 { for d2 in 0..<3 { #expect(t.floats[(d0 * 2 + d1) * 3 + d2] == Float((d1 * 3 + d2) * 4 + d0)) } } }
+        let scalar = Value(shape: [], floats: [7])
+        #expect(try Operators.execute(Node(name: "s", op: "Transpose", domain: "", inputs: ["s"], outputs: ["s"], attributes: [:]),
+                                      [scalar], arena: Arena())[0].floats == [7])
     }
 }

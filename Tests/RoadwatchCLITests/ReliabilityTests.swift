@@ -123,7 +123,6 @@ struct ReliabilityTests {
         running.signal(SIGINT)
         let outcome = running.wait(timeout: 10)
         #expect(!outcome.timedOut && outcome.status == 130)
-        #expect(outcome.seconds < 1e9)
     }
 
     /// Before: every input after the disk filled failed the same way, one after the other.
