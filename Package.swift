@@ -75,7 +75,7 @@ let package = Package(
 
         // Running sources through the monitor into sinks: the live policy, stop control, the annotated video
         // (one file or segments), the events file, mask PNGs, the run summary, the resumable batch, evaluation.
-        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO"]),
+        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay"]),
 
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),

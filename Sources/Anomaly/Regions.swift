@@ -10,6 +10,14 @@ public struct AnomalyRegion: Sendable, Equatable, Codable {
     public var cluster: Int
     /// The region's cells as grid indices (for matching regions over time).
     public var cells: [Int]
+
+    public init(box: [Int], area: Int, score: Double, cluster: Int, cells: [Int]) {
+        self.box = box
+        self.area = area
+        self.score = score
+        self.cluster = cluster
+        self.cells = cells
+    }
 }
 
 /// Connected components of the OoD mask.

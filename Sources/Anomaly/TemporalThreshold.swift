@@ -26,13 +26,18 @@ public struct TemporalThreshold: Sendable {
     public struct TrackedRegion: Sendable, Equatable {
         public var id: Int
         public var region: AnomalyRegion
+        public init(id: Int, region: AnomalyRegion) {
+            self.id = id
+            self.region = region
+        }
     }
 
     /// The frame's decision with smoothed confidences, hysteresis flags and tracked regions at width x height.
     /// `alarmCells`, when given, are the flagged cells (another rule's, e.g. `ChangeAlarm`) in place of the
-    /// clusters' flags; regions and tracks follow them.
+    /// clusters' flags; regions and tracks follow them. `ignoredCells` (an ignore mask on the grid) never flag.
     public mutating func decide(_ clusterings: [KMeansResult], cellConfidence: [Float], gridWidth: Int, gridHeight: Int,
-                                width: Int, height: Int, alarmCells: [Bool]? = nil) -> (analysis: GridAnalysis, regions: [TrackedRegion]) {
+                                width: Int, height: Int, alarmCells: [Bool]? = nil,
+                                ignoredCells: [Bool]? = nil) -> (analysis: GridAnalysis, regions: [TrackedRegion]) {
         if !clusterings[0].warm { reset() }  // new centroids: cluster identities do not carry over
         var confidence = ClusterDecision.confidences(clusterings, cellConfidence: cellConfidence, settings: settings)
         let current = confidence[0]
@@ -55,6 +60,10 @@ public struct TemporalThreshold: Sendable {
         if let alarmCells {
             precondition(alarmCells.count == analysis.oodCells.count)
             analysis.oodCells = alarmCells
+        }
+        if let ignoredCells {
+            precondition(ignoredCells.count == analysis.oodCells.count)
+            for i in ignoredCells.indices where ignoredCells[i] { analysis.oodCells[i] = false }
         }
         let regions = Regions.find(analysis, width: width, height: height, minimumArea: settings.minimumRegionArea)
         return (analysis, track(regions))

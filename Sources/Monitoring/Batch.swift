@@ -15,9 +15,15 @@ public struct BatchSettings: Codable, Equatable, Sendable {
     public var fragmented: Bool
     public var maxFrames: Int?
     public var duration: Double?
+    /// Ignore-mask polygons as given.
+    public var masks: [String]
+    /// The event rules; nil: no event list.
+    public var events: EventRules?
 
     public init(model: String, size: String, method: MethodSettings, overlay: String, crf: Int, preset: String,
-                fragmented: Bool, maxFrames: Int?, duration: Double?) {
+                fragmented: Bool, maxFrames: Int?, duration: Double?, masks: [String] = [], events: EventRules? = .default) {
+        self.masks = masks
+        self.events = events
         self.model = model
         self.size = size
         self.method = method
@@ -30,7 +36,7 @@ public struct BatchSettings: Codable, Equatable, Sendable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case model, size, method, overlay, crf, preset, fragmented, maxFrames = "max_frames", duration
+        case model, size, method, overlay, crf, preset, fragmented, maxFrames = "max_frames", duration, masks, events
     }
 }
 
@@ -85,24 +91,32 @@ public struct BatchRunner: Sendable {
         try OutputChecks.makeFolder(URL(fileURLWithPath: path(item, "")).deletingLastPathComponent().path, what: "output folder")
         let video = path(item, ".mp4"), events = path(item, ".events.jsonl")
         let partialVideo = path(item, ".partial.mp4"), partialEvents = path(item, ".events.jsonl.partial")
+        let list = path(item, ".event-list.jsonl"), partialList = path(item, ".event-list.jsonl.partial")
+        var moves = [(partialVideo, video), (partialEvents, events)]
         let identity = Self.fileIdentity(item.input)
         var summary: RunSummary
         do {
             var outputs = template
             outputs.video = partialVideo
             outputs.events = partialEvents
+            if var eventList = outputs.eventList {
+                eventList.list = partialList
+                eventList.camera = item.key
+                outputs.eventList = eventList
+                moves.append((partialList, list))
+            }
             let feed = try await source.open()
             summary = try await job.process(feed, live: false, to: outputs, control: control)
         } catch {
-            for partial in [partialVideo, partialEvents] { try? fm.removeItem(atPath: partial) }
+            for (partial, _) in moves { try? fm.removeItem(atPath: partial) }
             throw error
         }
         if control.isStopped { return nil }
-        for (from, to) in [(partialVideo, video), (partialEvents, events)] {
+        for (from, to) in moves {
             _ = try? fm.removeItem(atPath: to)
             try fm.moveItem(atPath: from, toPath: to)
         }
-        summary.outputs = [item.key + ".mp4", item.key + ".events.jsonl"]
+        summary.outputs = moves.map { String($0.1.dropFirst(out.count + 1)) }
         try JSONFile.write(summary, to: path(item, ".summary.json"))
         try JSONFile.write(DoneMarker(input: item.input, size: identity?.size, mtime: identity?.mtime, settings: settings,
                                       version: version), to: path(item, ".done.json"))

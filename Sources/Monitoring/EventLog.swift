@@ -81,11 +81,11 @@ public actor EventLog {
     public nonisolated let path: String
     private let encoder: JSONEncoder
 
-    public init(path: String) throws(JobError) {
+    public init(path: String, appending: Bool = false) throws(JobError) {
         self.path = path
-        file = try AppendFile(path: path, what: "events file")
+        file = try AppendFile(path: path, what: "events file", appending: appending)
         encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     }
 
     public func append<Line: Encodable>(_ line: Line) throws(JobError) {

@@ -28,10 +28,11 @@ final class AppendFile: Sendable {
     let what: String
     private let descriptor: Int32
 
-    init(path: String, what: String) throws(JobError) {
+    /// `appending`: keep what the file holds and write after it (O_APPEND); otherwise start it empty.
+    init(path: String, what: String, appending: Bool = false) throws(JobError) {
         self.path = path
         self.what = what
-        let opened = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let opened = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (appending ? O_APPEND : O_TRUNC), 0o644)
         guard opened >= 0 else {
             let number = errno
             throw JobError("cannot create \(what) '\(path)': \(describeErrno(number))", errno: number)
@@ -42,7 +43,7 @@ final class AppendFile: Sendable {
     deinit { _ = Glibc.close(descriptor) }
 
     func write(_ data: Data) throws(JobError) {
-        let start = lseek(descriptor, 0, SEEK_CUR)
+        let start = lseek(descriptor, 0, SEEK_END)  // the end: with O_APPEND the offset is 0 until a first write
         if let failure = writeAll(descriptor, data) {
             // A line cut short (a full disk) is taken back, so the file still parses line by line.
             if start >= 0 { _ = ftruncate(descriptor, start) }

@@ -76,6 +76,12 @@ public struct JobOutputs: Sendable {
     public var preset = "veryfast"
     /// Fragmented MP4: plays up to the last fragment even after a hard kill.
     public var fragmented = false
+    /// Events with a start and an end (the event list, snapshots, clips).
+    public var eventList: EventOutputs?
+    /// The annotated video is a recording the service keeps going without: a write that fails (a full
+    /// disk) is a warning, recording stops, and it is tried again every `recordingRetry` seconds.
+    public var recordingIsOptional = false
+    public var recordingRetry = 10.0
 
     public init(video: String?, events: String? = nil, masks: String? = nil, segmentSeconds: Double? = nil) {
         self.video = video
@@ -91,6 +97,10 @@ public struct JobOutputs: Sendable {
             try OutputChecks.writable(segmentSeconds != nil ? VideoOutput.segmentName(video, index: 0) : video, what: "output")
         }
         if let events { try OutputChecks.writable(events, what: "events file") }
+        if let eventList {
+            try eventList.rules.validate()
+            if !eventList.appendsToList { try OutputChecks.writable(eventList.list, what: "event list") }
+        }
         if let masks { try OutputChecks.makeFolder(masks, what: "mask folder") }
     }
 }
@@ -103,24 +113,32 @@ public struct MonitorJob: Sendable {
     public init(monitor: Monitor) { self.monitor = monitor }
 
     /// Runs `feed` through the monitor; `onFrame` sees every written frame (progress, previews).
-    /// `live`: read the newest frame and drop what cannot be kept up with.
+    /// `live`: read the newest frame and drop what cannot be kept up with. `onWarning` hears what goes wrong
+    /// without ending the job (evidence not written, an optional recording stopped); `onRecord` each event line.
     public func process(_ feed: FrameFeed, live: Bool, to outputs: JobOutputs, control: RunControl,
-                        onFrame: @escaping @Sendable (MonitoredFrame) -> Void = { _ in }) async throws -> RunSummary {
+                        onFrame: @escaping @Sendable (MonitoredFrame) -> Void = { _ in },
+                        onWarning: @escaping @Sendable (String) -> Void = { _ in },
+                        onRecord: @escaping @Sendable (EventRecord) -> Void = { _ in }) async throws -> RunSummary {
         control.reading(feed)
         defer { control.reading(nil) }
         let info = feed.info
-        let video: VideoOutput?
+        let video: Recording?
         if let path = outputs.video {
             var settings = H264Writer.Settings(
                 width: info.width, height: info.height, frameRate: info.frameRate ?? Rational(25, 1), timeBase: feed.timeBase,
                 crf: outputs.crf, preset: outputs.preset, threads: 1, fragmented: outputs.fragmented || path == "-")
             // The soundtrack is copied only when the video keeps the source's own timeline in one file.
             if feed.timeBase == info.timeBase && outputs.segmentSeconds == nil { settings.audio = feed.audio }
-            video = try VideoOutput(path: path, settings: settings, segmentSeconds: outputs.segmentSeconds)
+            video = try Recording(path: path, settings: settings, segmentSeconds: outputs.segmentSeconds,
+                                  optional: outputs.recordingIsOptional, retry: outputs.recordingRetry, onWarning: onWarning)
         } else {
             video = nil
         }
         let events = try outputs.events.map { path throws(JobError) in try EventLog(path: path) }
+        let eventSink = try outputs.eventList.map { list throws(JobError) in
+            try EventSink(outputs: list, tau: monitor.configuration.settings.tau, frameRate: info.frameRate,
+                          onWarning: onWarning, onRecord: onRecord)
+        }
         let masks = outputs.masks.map { MaskWriter(folder: $0) }
         let newest = live ? NewestFrames(feed) : nil
 
@@ -130,6 +148,7 @@ public struct MonitorJob: Sendable {
                 try await events?.append(ReconnectEvent(frame: done.frame.index, gap: gap))
             }
             try await events?.append(FrameEvent(done))
+            try await eventSink?.observe(done)
             try masks?.write(done)
             onFrame(done)
         }
@@ -140,10 +159,12 @@ public struct MonitorJob: Sendable {
             } else {
                 summary = try await monitor.run(feed, sink: sink)
             }
+            try await eventSink?.finish()
             try await video?.finish()
         } catch {
             await video?.abort()
             try? await events?.close()
+            try? await eventSink?.finish()
             throw error
         }
         try await events?.close()
@@ -153,8 +174,76 @@ public struct MonitorJob: Sendable {
         summary.framesDropped = newest?.framesDropped ?? 0
         summary.reconnects = feed.reconnects
         summary.interrupted = control.isStopped
+        summary.events = await eventSink?.written.filter { $0.type == "new" }.count
         return summary
     }
+}
+
+/// The annotated video, required (its failure ends the job) or optional (the service's recording: a failed
+/// write is one warning, the files written so far are closed so they play, and recording starts again in a
+/// new file after `retry` seconds — when space is back).
+actor Recording {
+    private let path: String
+    private let settings: H264Writer.Settings
+    private let segmentSeconds: Double?
+    private let optional: Bool
+    private let retry: Double
+    private let onWarning: @Sendable (String) -> Void
+    private var output: VideoOutput?
+    private var pausedUntil: ContinuousClock.Instant?
+    private var restarts = 0
+    private var earlier: [String] = []
+
+    init(path: String, settings: H264Writer.Settings, segmentSeconds: Double?, optional: Bool, retry: Double,
+         onWarning: @escaping @Sendable (String) -> Void) throws {
+        self.path = path
+        self.settings = settings
+        self.segmentSeconds = segmentSeconds
+        self.optional = optional
+        self.retry = retry
+        self.onWarning = onWarning
+        output = try VideoOutput(path: path, settings: settings, segmentSeconds: segmentSeconds)
+    }
+
+    var files: [String] { get async { earlier + (await output?.files ?? []) } }
+
+    func append(_ image: RGBImage, pts: Int64, audio: [AudioPacket]) async throws {
+        if output == nil, let pausedUntil, ContinuousClock.now >= pausedUntil {
+            restarts += 1
+            // A fresh pattern per restart: the files written before the failure are kept as they are.
+            let url = URL(fileURLWithPath: path)
+            let again = url.deletingPathExtension().path + "-r\(restarts)." + (url.pathExtension.isEmpty ? "mp4" : url.pathExtension)
+            do {
+                output = try VideoOutput(path: again, settings: settings, segmentSeconds: segmentSeconds)
+                self.pausedUntil = nil
+                onWarning("recording again (\(again))")
+            } catch {
+                self.pausedUntil = ContinuousClock.now + .seconds(retry)
+            }
+        }
+        guard let output else { return }
+        do {
+            try await output.append(image, pts: pts, audio: audio)
+        } catch {
+            if !optional { throw error }
+            earlier += await output.files
+            await output.abort()
+            self.output = nil
+            pausedUntil = ContinuousClock.now + .seconds(retry)
+            onWarning("recording stopped: \(error); monitoring and events go on, recording is tried again in \(Int(retry)) s")
+        }
+    }
+
+    func finish() async throws {
+        do {
+            try await output?.finish()
+        } catch {
+            if !optional { throw error }
+            onWarning("recording: \(error)")
+        }
+    }
+
+    func abort() async { await output?.abort() }
 }
 
 /// Each frame's anomaly mask as `FOLDER/NNNNN.png` (0 = normal, 255 = anomaly), at the frame's size.

@@ -29,6 +29,8 @@ public struct FrameAnnotation: Sendable {
     public var palette: [[UInt8]]
     /// HUD lines, top left.
     public var hud: [String]
+    /// Pixels an ignore mask excludes (image size): shaded faintly, so one sees what is not watched.
+    public var ignored: [Bool]?
 
     public init(heat: [Float]? = nil, mask: [Bool]? = nil, regions: [RegionMark] = [], classes: [UInt8]? = nil,
                 palette: [[UInt8]] = [], hud: [String] = []) {
@@ -57,6 +59,15 @@ public enum AnomalyOverlay {
         }
         var canvas = Canvas(image)
         let w = canvas.width, h = canvas.height
+        if let ignored = annotation.ignored {
+            precondition(ignored.count == w * h, "ignore mask does not match the frame")
+            // A faint blue-grey veil with a hatch every eighth diagonal, readable on bright and dark scenes.
+            for y in 0..<h {
+                for x in 0..<w where ignored[y * w + x] {
+                    canvas.blend(x, y, (x + y) % 8 == 0 ? Colour(200, 210, 230) : Colour(40, 50, 80), alpha: 0.3)
+                }
+            }
+        }
         if let heat = annotation.heat {
             precondition(heat.count == w * h, "heat map does not match the frame")
             for y in 0..<h {

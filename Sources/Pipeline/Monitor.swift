@@ -23,6 +23,8 @@ public final class Monitor: Sendable {
         public var independentFrames = false
         /// Hand the logits and features to the sink (`MonitoredFrame.kept`), for evaluation.
         public var keepsTensors = false
+        /// Parts of the picture never to flag (the bonnet, a burned-in clock).
+        public var ignore: IgnoreMask?
         /// Called after each stage with its name and the frame index (tests use it to add random delays).
         public var afterStage: (@Sendable (String, Int) async -> Void)?
 
@@ -59,8 +61,9 @@ public final class Monitor: Sendable {
                       decoder: DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both,
                                             keepsTensors: c.keepsTensors, wantsDrivableArea: c.settings.alarm == .change),
                       clustering: ClusteringStage(settings: c.settings),
-                      thresholding: ThresholdingStage(settings: c.settings),
-                      annotate: AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau))
+                      thresholding: ThresholdingStage(settings: c.settings, ignore: c.ignore),
+                      annotate: AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau,
+                                              ignore: c.ignore))
     }
 
     struct Stages {

@@ -82,6 +82,8 @@ public struct DecidedFrame: Sendable {
     public var trace: FrameTrace
     public var analysis: GridAnalysis
     public var regions: [TemporalThreshold.TrackedRegion]
+    /// The change rule's score of each grid cell at its latest decision (nil with the cluster rule).
+    public var alarmScores: [Float]?
     public var networkSize: FrameSize
     public var classes: [UInt8]?
     public var kept: KeptTensors?
@@ -93,6 +95,8 @@ public struct MonitoredFrame: Sendable {
     /// The decision on the feature grid (its first clustering's K-Means result included).
     public var analysis: GridAnalysis
     public var regions: [TemporalThreshold.TrackedRegion]
+    /// The change rule's score of each grid cell at its latest decision (nil with the cluster rule).
+    public var alarmScores: [Float]?
     /// The anomaly mask at the frame's size, row-major.
     public var mask: [Bool]
     /// The frame with the overlay drawn (the frame itself when the overlay is off).

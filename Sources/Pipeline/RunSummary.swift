@@ -25,6 +25,8 @@ public struct RunSummary: Sendable, Codable, Equatable {
     /// Distinct region tracks seen.
     public var regionTracks = 0
     public var interrupted = false
+    /// Events started (with an event list; nil without one).
+    public var events: Int?
     public var method: MethodSettings
     /// Decoded-to-sink latency of every processed frame, in seconds (not written; its percentiles are).
     public var latencies: [Double] = []
@@ -44,7 +46,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
 
     private enum Keys: String, CodingKey {
         case input, outputs, frames_in, frames_processed, frames_dropped, reconnects, seconds, fps, stage_ms, kmeans,
-             anomaly_frames, regions, interrupted, method, latency_ms
+             anomaly_frames, regions, interrupted, method, latency_ms, events
     }
 
     private struct Latency: Codable { var p50, p99, max: Double }
@@ -70,6 +72,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         try c.encode(anomalyFrames, forKey: .anomaly_frames)
         try c.encode(regionTracks, forKey: .regions)
         try c.encode(interrupted, forKey: .interrupted)
+        try c.encodeIfPresent(events, forKey: .events)
         try c.encode(method, forKey: .method)
         try c.encode(Latency(p50: Self.round(latency(percentile: 50) * 1000, 10), p99: Self.round(latency(percentile: 99) * 1000, 10),
                              max: Self.round(latency(percentile: 100) * 1000, 10)), forKey: .latency_ms)
@@ -95,6 +98,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         anomalyFrames = try c.decode(Int.self, forKey: .anomaly_frames)
         regionTracks = try c.decode(Int.self, forKey: .regions)
         interrupted = try c.decode(Bool.self, forKey: .interrupted)
+        events = try c.decodeIfPresent(Int.self, forKey: .events)
         let latency = try c.decode(Latency.self, forKey: .latency_ms)
         latencies = [latency.p50, latency.p99, latency.max].map { $0 / 1000 }
     }

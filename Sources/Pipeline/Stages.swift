@@ -120,10 +120,22 @@ public actor ThresholdingStage {
     private var threshold: TemporalThreshold
     /// The change alarm's per-cell statistics (only with that rule).
     private var alarm: ChangeAlarm?
+    private let ignore: IgnoreMask?
+    /// The ignore mask on the last grid size seen: cells whose centre is inside.
+    private var ignoredCells: (size: FrameSize, cells: [Bool])?
 
-    public init(settings: MethodSettings) {
+    public init(settings: MethodSettings, ignore: IgnoreMask? = nil) {
         threshold = TemporalThreshold(settings: settings)
         alarm = settings.alarm == .change ? ChangeAlarm(settings: settings) : nil
+        self.ignore = ignore.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    private func ignored(on grid: FrameSize) -> [Bool]? {
+        guard let ignore else { return nil }
+        if let ignoredCells, ignoredCells.size == grid { return ignoredCells.cells }
+        let cells = ignore.raster(width: grid.width, height: grid.height)
+        ignoredCells = (grid, cells)
+        return cells
     }
 
     public func process(_ input: consuming ClusteredFrame) -> DecidedFrame {
@@ -134,16 +146,19 @@ public actor ThresholdingStage {
         }
         let image = trace.frame.image
         let grid = input.gridSize
+        let ignoredCells = ignored(on: grid)
         let (decision, seconds) = timed { () -> (analysis: GridAnalysis, regions: [TemporalThreshold.TrackedRegion]) in
             let cells = alarm?.decide(time: trace.frame.time, cellConfidence: input.cellConfidence, novelty: input.novelty,
                                       drivable: input.drivable ?? [Bool](repeating: true, count: input.cellConfidence.count),
                                       gridWidth: grid.width, gridHeight: grid.height)
             return threshold.decide(input.clusterings, cellConfidence: input.cellConfidence, gridWidth: grid.width,
-                                    gridHeight: grid.height, width: image.width, height: image.height, alarmCells: cells)
+                                    gridHeight: grid.height, width: image.width, height: image.height, alarmCells: cells,
+                                    ignoredCells: ignoredCells)
         }
         trace.timings.thresholding = seconds
         return DecidedFrame(trace: trace, analysis: decision.analysis, regions: decision.regions,
-                            networkSize: input.networkSize, classes: input.classes, kept: input.kept)
+                            alarmScores: alarm?.lastScore, networkSize: input.networkSize, classes: input.classes,
+                            kept: input.kept)
     }
 }
 
@@ -156,11 +171,24 @@ public actor AnnotateStage {
     private let tau: Double
     private var rate = 0.0
     private var lastArrival: ContinuousClock.Instant?
+    private let ignore: IgnoreMask?
+    /// The ignore mask at the last frame size seen.
+    private var ignoredPixels: (size: FrameSize, pixels: [Bool])?
 
-    public init(mode: OverlayMode, palette: [[UInt8]], tau: Double) {
+    public init(mode: OverlayMode, palette: [[UInt8]], tau: Double, ignore: IgnoreMask? = nil) {
         self.mode = mode
         self.palette = palette
         self.tau = tau
+        self.ignore = ignore.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    private func ignored(width: Int, height: Int) -> [Bool]? {
+        guard let ignore else { return nil }
+        let size = FrameSize(width: width, height: height)
+        if let ignoredPixels, ignoredPixels.size == size { return ignoredPixels.pixels }
+        let pixels = ignore.raster(width: width, height: height)
+        ignoredPixels = (size, pixels)
+        return pixels
     }
 
     public func process(_ input: consuming DecidedFrame) -> MonitoredFrame {
@@ -176,12 +204,15 @@ public actor AnnotateStage {
         lastArrival = now
         let image = trace.frame.image
         let w = image.width, h = image.height
+        let ignoredPixels = ignored(width: w, height: h)
         let ((mask, annotated), seconds) = timed { () -> ([Bool], RGBImage) in
             let flags = ScoreMaps.upsample(analysis.oodCells.map { $0 ? 1 : 0 }, gridWidth: analysis.gridWidth,
                                            gridHeight: analysis.gridHeight, width: w, height: h, bilinear: false)
-            let mask = flags.map { $0 > 0.5 }
+            var mask = flags.map { $0 > 0.5 }
+            if let ignoredPixels { for i in mask.indices where ignoredPixels[i] { mask[i] = false } }
             guard mode != .none else { return (mask, image) }
             var annotation = FrameAnnotation(palette: palette)
+            annotation.ignored = ignoredPixels
             if mode == .heat || mode == .both {
                 // Heat rises as a cluster's confidence falls below tau + 2 and is full at tau - 1, so clusters
                 // near the threshold show before they raise the alarm (outline and box).
@@ -209,8 +240,8 @@ public actor AnnotateStage {
             return (mask, AnomalyOverlay.draw(annotation, on: image))
         }
         trace.timings.annotate = seconds
-        return MonitoredFrame(trace: trace, analysis: analysis, regions: regions, mask: mask, annotated: annotated,
-                              kept: input.kept)
+        return MonitoredFrame(trace: trace, analysis: analysis, regions: regions, alarmScores: input.alarmScores, mask: mask,
+                              annotated: annotated, kept: input.kept)
     }
 
     private func clockText(_ seconds: Double) -> String {

@@ -12,7 +12,7 @@ struct Batch: AsyncParsableCommand {
         discussion: """
             INPUTS are video files, folders (searched recursively for video files) and manifests (.txt, .list: \
             one path or URL per line, relative paths from the manifest's folder). For each input, OUT gets \
-            <name>.mp4 (annotated), <name>.events.jsonl and <name>.summary.json, under the input's relative \
+            <name>.mp4 (annotated), <name>.events.jsonl (per frame), <name>.event-list.jsonl (events with a start and an end) and <name>.summary.json, under the input's relative \
             path, then <name>.done.json last. Inputs whose done-marker matches the file (size, mtime) and the \
             settings are skipped, so an interrupted batch resumes where it stopped. A failing input is recorded \
             as <name>.failed.json and the batch goes on; the exit status is 1 when any input failed. \
@@ -53,12 +53,16 @@ struct Batch: AsyncParsableCommand {
         if options.eventsPath != nil || options.maskDir != nil {
             throw ValidationError("batch writes every input's events under --out; --events and --mask-dir are for 'run'")
         }
+        if options.events.eventsLog != nil || options.events.evidence != nil {
+            throw ValidationError("batch writes every input's event list under --out; --events-log and --evidence are for 'run'")
+        }
     }
 
     var settings: BatchSettings {
         BatchSettings(model: modelOptions.model, size: modelOptions.size ?? "default", method: options.method.settings,
                       overlay: options.overlay.rawValue, crf: options.crf, preset: options.preset,
-                      fragmented: options.fragmented, maxFrames: source.maxFrames, duration: source.duration)
+                      fragmented: options.fragmented, maxFrames: source.maxFrames, duration: source.duration,
+                      masks: options.events.masks, events: options.events.noEventsLog ? nil : options.events.rules)
     }
 
     /// Recordings, even behind URLs, are read whole: no live dropping, the source's own timestamps.
@@ -100,7 +104,8 @@ struct Batch: AsyncParsableCommand {
             let control = RunControl(monitor: monitor)
             trap = SignalTrap { control.stop() }
             let job = MonitorJob(monitor: monitor)
-            let template = options.outputs(video: nil, segmentSeconds: nil)
+            var template = options.outputs(video: nil, segmentSeconds: nil)
+            template.eventList = options.events.outputs(video: out + "/batch.mp4", camera: "batch", live: false)
             for (n, item) in pending.enumerated() {
                 if control.isStopped { break }
                 Console.info("[\(n + 1)/\(pending.count)] \(item.input)")

@@ -32,6 +32,7 @@ struct MonitorOptions: ParsableArguments {
     var quiet = false
 
     @OptionGroup var method: MethodOptions
+    @OptionGroup(title: "Events and ignore masks") var events: EventOptions
 
     func validate() throws {
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0...51, got \(crf)") }
@@ -54,17 +55,21 @@ extension MonitorOptions {
 /// The monitor for `model` at `size` with the method and overlay the options ask for; `--threads` overrides
 /// the thread policy (one compute thread per stage).
 func makeMonitor(model: LoadedModel, size: FrameSize, modelOptions: ModelOptions, options: MonitorOptions) throws -> Monitor {
-    try Monitor(model: model, configuration: Monitor.Configuration(
-        size: size, settings: options.method.settings, overlay: options.overlay, computeThreads: modelOptions.threads))
+    var configuration = Monitor.Configuration(size: size, settings: options.method.settings, overlay: options.overlay,
+                                              computeThreads: modelOptions.threads)
+    configuration.ignore = try options.events.ignoreMask()
+    return try Monitor(model: model, configuration: configuration)
 }
 
 /// Runs the monitor from `input` to `output` with the sinks the options ask for; returns the exit status.
 func runMonitor(input: String, output: String, modelOptions: ModelOptions, options: MonitorOptions,
                 source sourceOptions: SourceOptions) async throws -> Int32 {
-    let outputs = options.outputs(video: output, segmentSeconds: sourceOptions.segmentTime)
+    let source = sourceOptions.source(for: input)
+    var outputs = options.outputs(video: output, segmentSeconds: sourceOptions.segmentTime)
+    if output != "-" { outputs.eventList = options.events.outputs(
+        video: output, camera: URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent, live: source.live) }
     try outputs.check(input: input)
     if let summary = sourceOptions.summaryJson { try OutputChecks.writable(summary, what: "summary file") }
-    let source = sourceOptions.source(for: input)
     // A file is opened first, so a bad one fails before the model loads. A live source is opened last:
     // whatever it sends while the model loads would only be a backlog of stale frames to drop.
     let early = source.live ? nil : try await source.open(onEvent: SourceOptions.report)
@@ -81,14 +86,16 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     if source.live { Console.info("live: reading the newest frame; frames the pipeline cannot keep up with are dropped") }
     let progress = Progress(total: source.live ? nil : feed.info.frameCount, unit: "frames", quiet: options.quiet)
     let live = source.live
-    var summary = try await MonitorJob(monitor: monitor).process(feed, live: live, to: outputs, control: control) { done in
-        progress.advance(note: live ? "dropped \(done.frame.droppedBefore)" : "")
-    }
+    var summary = try await MonitorJob(monitor: monitor).process(
+        feed, live: live, to: outputs, control: control,
+        onFrame: { done in progress.advance(note: live ? "dropped \(done.frame.droppedBefore)" : "") },
+        onWarning: { Console.warning($0) })
     progress.finish()
     summary.interrupted = trap.signal != nil
     if let path = sourceOptions.summaryJson { try JSONFile.write(summary, to: path) }
     print(RunReport.lines(summary, output: output).joined(separator: "\n"))
     if let path = options.eventsPath { print("events: \(path)") }
+    if let list = outputs.eventList { print("event list: \(list.list) (\(summary.events ?? 0) events)") }
     if let maskDir = options.maskDir { print("masks: \(maskDir)") }
     if let path = sourceOptions.summaryJson { print("summary: \(path)") }
     return trap.exitStatus ?? 0

@@ -27,6 +27,33 @@ struct StillImageTests {
         #expect(back.samples == deep.samples)
     }
 
+    @Test("JPEG snapshots: a smooth picture comes back close (full range), odd sizes work, gray is refused")
+    func jpegSnapshots() throws {
+        let scratch = try ScratchDirectory("jpeg")
+        for (w, h) in [(64, 48), (33, 17), (101, 9)] {
+            var samples = [UInt8](repeating: 0, count: w * h * 3)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let i = (y * w + x) * 3
+                    samples[i] = UInt8(x * 255 / max(1, w - 1)); samples[i + 1] = UInt8(y * 255 / max(1, h - 1)); samples[i + 2] = 128
+                }
+            }
+            let image = Raster<UInt8>(width: w, height: h, channels: 3, samples: samples)
+            let path = scratch.path("s\(w)x\(h).jpg")
+            try StillImage.writeJPEG(image, to: path, quality: 2)
+            let back = try StillImage.readRGB(path)
+            #expect(back.width == w && back.height == h)
+            let error = zip(back.samples, samples).map { abs(Int($0) - Int($1)) }.reduce(0, +) / samples.count
+            // Limited-range output would shift every sample by up to 16 levels; full range keeps the mean error small.
+            #expect(error <= 6, "mean error \(error) at \(w)x\(h)")
+        }
+        try StillImage.writeJPEG(Raster<UInt8>(width: 1, height: 1, channels: 3, repeating: 200), to: scratch.path("one.jpg"))
+        #expect(try StillImage.readRGB(scratch.path("one.jpg")).width == 1)
+        #expect(throws: VideoIOError.self) {
+            try StillImage.writeJPEG(Raster<UInt8>(width: 4, height: 4, channels: 1), to: scratch.path("gray.jpg"))
+        }
+    }
+
     @Test("a JPEG reads as RGB at its size; a ground-truth mask reads with its label values")
     func readsSharedImages() throws {
         let dev = Shared.path("data/road_anomaly_dev/frames")
