@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Overlay", targets: ["Overlay"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "Monitoring", targets: ["Monitoring"]),
+        .library(name: "Service", targets: ["Service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Thin C shims: a module map and a header each, no logic.
@@ -77,6 +80,16 @@ let package = Package(
         // (one file or segments), the events file, mask PNGs, the run summary, the resumable batch, evaluation.
         .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay"]),
 
+        // roadwatch watch: the YAML config, many cameras on one model, retention, logs.
+        .target(
+            name: "Service",
+            dependencies: [
+                "Monitoring", "Pipeline", "Models", "Anomaly", "Overlay", "VideoIO",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),
 
@@ -90,6 +103,8 @@ let package = Package(
                 "Anomaly",
                 "Pipeline",
                 "Monitoring",
+                "Service",
+                .product(name: "Logging", package: "swift-log"),
                 .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -109,6 +124,7 @@ let package = Package(
                            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]
         ),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Monitoring", "TestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

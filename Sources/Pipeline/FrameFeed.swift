@@ -22,6 +22,11 @@ public final class FrameFeed: AsyncSequence, Sendable {
         public var maxFrames: Int?
         /// Stop once a frame's time (from the first frame) reaches this many seconds.
         public var duration: Double?
+        /// Hand frames out no faster than their media time (a recording read as if it were a camera).
+        public var realTime = false
+        /// Start a file again from its beginning when it ends (demos and tests of the service); the frame
+        /// after the jump starts K-Means and the temporal state afresh.
+        public var loop = false
 
         public init(reconnectMax: Int? = 0) { self.reconnectMax = reconnectMax }
     }
@@ -112,8 +117,45 @@ public final class FrameFeed: AsyncSequence, Sendable {
         private var firstTime: Double?
         private var lastPTS: Int64 = -1
         private var pendingGap: Double?
+        /// Real-time pacing: when this pass of the source started, and its first frame's media time.
+        private var pace: (start: ContinuousClock.Instant, origin: Double)?
 
         fileprivate init(feed: FrameFeed) { self.feed = feed }
+
+        /// Waits until `frame`'s media time has come on the wall clock (since this pass began).
+        private mutating func waitForItsTime(_ frame: VideoFrame) async throws {
+            guard feed.policy.realTime else { return }
+            guard let pace else {
+                self.pace = (ContinuousClock.now, frame.time)
+                return
+            }
+            let due = pace.start + .seconds(Swift.max(0, Swift.min(frame.time - pace.origin, 1e6)))
+            while ContinuousClock.now < due && !feed.isStopped {
+                try await Task.sleep(until: Swift.min(due, ContinuousClock.now + .milliseconds(100)), clock: .continuous)
+            }
+        }
+
+        /// A looped file ended: open it again at once. False when it cannot be (the caller reconnects).
+        private mutating func restart() async -> Bool {
+            if let old = feed.state.withLock({ s -> VideoSource? in
+                defer { s.source = nil }
+                return s.source
+            }) { await old.close() }
+            current = nil
+            guard !feed.isStopped, let source = try? await VideoSource.open(feed.url, options: feed.options) else { return false }
+            let keep = feed.state.withLock { s -> Bool in
+                guard !s.stopped else { return false }
+                s.source = source
+                return true
+            }
+            guard keep else {
+                await source.close()
+                return false
+            }
+            pace = nil
+            pendingGap = 0
+            return true
+        }
 
         public mutating func next() async throws -> VideoFrame? {
             while true {
@@ -131,6 +173,7 @@ public final class FrameFeed: AsyncSequence, Sendable {
                     failure = error
                 }
                 if var frame {
+                    try await waitForItsTime(frame)
                     if let duration = feed.policy.duration {
                         let t = started?.secondsSince ?? 0
                         let time = feed.policy.wallClockTimestamps ? t : frame.time - (firstTime ?? frame.time)
@@ -141,6 +184,7 @@ public final class FrameFeed: AsyncSequence, Sendable {
                 }
                 // The source ended or failed.
                 if feed.isStopped { return nil }
+                if failure == nil && feed.policy.loop && feed.framesRead > 0, await restart() { continue }
                 let reason = failure.map { String(describing: $0) } ?? "the source ended"
                 guard try await reopen(reason: reason, error: failure) else { return nil }
             }
@@ -204,6 +248,7 @@ public final class FrameFeed: AsyncSequence, Sendable {
                     }
                     let gap = lostAt.secondsSince
                     pendingGap = gap
+                    pace = nil
                     feed.onEvent(.reconnected(gap: gap))
                     return true
                 } catch {

@@ -45,6 +45,17 @@ public enum MediaCheck {
         return (run.status == 0 && run.stderr.isEmpty, frames, run.stderr)
     }
 
+    /// The container's duration in seconds, as ffprobe reads it.
+    public static func duration(_ path: String) throws -> Double {
+        guard let ffprobe = RoadwatchBinary.which("ffprobe") else { throw CheckError("the ffprobe program is not on PATH") }
+        let run = try RoadwatchBinary.runProgram(ffprobe, ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
+                                                 timeout: 60)
+        guard run.status == 0, let seconds = Double(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw CheckError("ffprobe could not read the duration of '\(path)': \(run.stderr)")
+        }
+        return seconds
+    }
+
     /// The lines of a JSON-lines file, each one parsed; nil for a line that does not parse.
     public static func jsonLines(_ path: String) throws -> [Any?] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")

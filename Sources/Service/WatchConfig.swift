@@ -1,0 +1,338 @@
+import Anomaly
+import Foundation
+import Monitoring
+import Overlay
+import VideoIO
+import Yams
+
+/// A config the service cannot use: the file, the line, the key and what is wrong, in one line.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// How one camera is watched: its source, the method, the overlay, recording, masks, events, retention.
+public struct CameraConfig: Sendable {
+    public var name: String
+    public var input: String
+    public var enabled = true
+    /// A file read over and over (demos, tests); files are always read at their own pace, as a camera sends.
+    public var loop = false
+    public var size: FrameSize?
+    public var method = MethodSettings.default
+    public var overlay = OverlayMode.heat
+    /// Seconds a source may take to open or to send data.
+    public var timeout = 10.0
+    /// Device and protocol options (video_size, framerate, input_format, rtsp_transport).
+    public var deviceOptions: [String: String] = [:]
+    /// Continuous recording of the annotated video, in segments.
+    public var record = false
+    public var segmentSeconds = 60.0
+    public var crf = 23
+    public var preset = "veryfast"
+    public var mask: IgnoreMask?
+    public var events = EventRules.default
+    /// Retention of recordings, clips and snapshots: by age and by total size, oldest first.
+    public var maxAgeHours: Double?
+    public var maxSizeMB: Double?
+
+    public init(name: String, input: String) {
+        self.name = name
+        self.input = input
+    }
+}
+
+/// `roadwatch watch CONFIG.yaml`: the output folder, the model, and the cameras (top-level `defaults`
+/// overridden per camera).
+public struct WatchConfig: Sendable {
+    public var output: String
+    public var model: String?
+    public var threads: Int?
+    public var cameras: [CameraConfig]
+    /// `log_level`: trace, debug, info, notice, warning, error, critical.
+    public var logLevel = "info"
+    /// Seconds between retention sweeps.
+    public var retentionInterval = 30.0
+    /// Settings the web layer reads (`http`, `webhooks`), kept as parsed nodes' text for it.
+    public var path: String
+
+    /// Reads and checks `path`; `environment` fills `${VAR}` in values.
+    public static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> WatchConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError("cannot read config '\(path)': \((error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription)")
+        }
+        return try parse(text, path: path, environment: environment)
+    }
+
+    public static func parse(_ text: String, path: String, environment: [String: String]) throws(ConfigError) -> WatchConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw ConfigError("\(path): the config is empty") }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError("\(path): not YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
+        }
+        let reader = Reader(path: path, environment: environment)
+        return try reader.config(root)
+    }
+}
+
+/// Walks the YAML tree with the file name and line of every node at hand for the errors.
+struct Reader {
+    let path: String
+    let environment: [String: String]
+
+    static let topKeys: Set<String> = ["output", "model", "threads", "log_level", "retention_interval", "defaults", "cameras",
+                                       "http", "webhooks"]
+    static let cameraKeys: Set<String> = [
+        "input", "enabled", "loop", "size", "k", "tau", "variant", "alarm", "alarm_threshold", "smoothing", "hysteresis",
+        "scene_cut", "min_region_area", "seed", "overlay", "timeout", "video_size", "framerate", "input_format",
+        "rtsp_transport", "record", "mask", "events", "retention",
+    ]
+    static let recordKeys: Set<String> = ["enabled", "segment_seconds", "crf", "preset"]
+    static let eventKeys: Set<String> = ["min_frames", "end_after", "pre_capture", "post_capture", "snapshots", "clips",
+                                         "evidence_width", "candidate_gap"]
+    static let retentionKeys: Set<String> = ["max_age_hours", "max_size_mb"]
+
+    func fail(_ node: Node?, _ key: String, _ message: String) -> ConfigError {
+        let line = node?.mark.map { ":\($0.line)" } ?? ""
+        return ConfigError("\(path)\(line): \(key): \(message)")
+    }
+
+    func mapping(_ node: Node, _ key: String) throws(ConfigError) -> [(key: String, keyNode: Node, value: Node)] {
+        guard case let .mapping(mapping) = node else { throw fail(node, key, "expected a mapping of keys to values") }
+        var seen = Set<String>()
+        var pairs: [(String, Node, Node)] = []
+        for (k, v) in mapping {
+            guard let name = k.string else { throw fail(k, key, "a key that is not text") }
+            guard seen.insert(name).inserted else { throw fail(k, key.isEmpty ? name : "\(key).\(name)", "given twice") }
+            pairs.append((name, k, v))
+        }
+        return pairs
+    }
+
+    func checkKeys(_ pairs: [(key: String, keyNode: Node, value: Node)], allowed: Set<String>, in key: String) throws(ConfigError) {
+        for pair in pairs where !allowed.contains(pair.key) {
+            let full = key.isEmpty ? pair.key : "\(key).\(pair.key)"
+            let close = allowed.filter { Self.distance($0, pair.key) <= 2 }.sorted().first
+            throw fail(pair.keyNode, full, "unknown key" + (close.map { " (did you mean '\($0)'?)" } ?? "") +
+                       "; known here: " + allowed.sorted().joined(separator: ", "))
+        }
+    }
+
+    /// A scalar's text with `${VAR}` filled from the environment; a variable that is not set is an error.
+    func string(_ node: Node, _ key: String) throws(ConfigError) -> String {
+        guard case let .scalar(scalar) = node else { throw fail(node, key, "expected a single value") }
+        var text = scalar.string
+        while let open = text.range(of: "${") {
+            guard let close = text.range(of: "}", range: open.upperBound..<text.endIndex) else {
+                throw fail(node, key, "'${' without a closing '}'")
+            }
+            let name = String(text[open.upperBound..<close.lowerBound])
+            guard let value = environment[name] else {
+                throw fail(node, key, "the environment variable \(name) is not set")
+            }
+            text.replaceSubrange(open.lowerBound..<close.upperBound, with: value)
+        }
+        return text
+    }
+
+    func double(_ node: Node, _ key: String, _ range: ClosedRange<Double>? = nil) throws(ConfigError) -> Double {
+        let text = try string(node, key)
+        guard let value = Double(text), value.isFinite else { throw fail(node, key, "expected a number, got '\(text)'") }
+        if let range, !range.contains(value) {
+            throw fail(node, key, "\(text) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    func int(_ node: Node, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        let text = try string(node, key)
+        guard let value = Int(text) else { throw fail(node, key, "expected a whole number, got '\(text)'") }
+        guard range.contains(value) else { throw fail(node, key, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    func bool(_ node: Node, _ key: String) throws(ConfigError) -> Bool {
+        let text = try string(node, key).lowercased()
+        switch text {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw fail(node, key, "expected true or false, got '\(text)'")
+        }
+    }
+
+    func config(_ root: Node) throws(ConfigError) -> WatchConfig {
+        let top = try mapping(root, "")
+        try checkKeys(top, allowed: Self.topKeys, in: "")
+        var config = WatchConfig(output: "", model: nil, threads: nil, cameras: [], path: path)
+        var defaults: [(key: String, keyNode: Node, value: Node)] = []
+        var camerasNode: Node?
+        for pair in top {
+            switch pair.key {
+            case "output": config.output = try string(pair.value, "output")
+            case "model": config.model = try string(pair.value, "model")
+            case "threads": config.threads = try int(pair.value, "threads", 1...256)
+            case "log_level":
+                let level = try string(pair.value, "log_level")
+                let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+                guard levels.contains(level) else { throw fail(pair.value, "log_level", "expected one of \(levels.joined(separator: ", ")), got '\(level)'") }
+                config.logLevel = level
+            case "retention_interval": config.retentionInterval = try double(pair.value, "retention_interval", 1...86400)
+            case "defaults":
+                defaults = try mapping(pair.value, "defaults")
+                try checkKeys(defaults, allowed: Self.cameraKeys.subtracting(["input"]), in: "defaults")
+            case "cameras": camerasNode = pair.value
+            default: break  // http, webhooks: read by the web layer
+            }
+        }
+        guard !config.output.isEmpty else { throw fail(root, "output", "missing: the folder each camera's events, clips and recordings go under") }
+        guard let camerasNode else { throw fail(root, "cameras", "missing: give at least one camera with an input") }
+        let cameras = try mapping(camerasNode, "cameras")
+        guard !cameras.isEmpty else { throw fail(camerasNode, "cameras", "no cameras") }
+        for camera in cameras {
+            let name = camera.key
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), name.first != "-" else {
+                throw fail(camera.keyNode, "cameras.\(name)", "a camera name takes letters, digits, '-' and '_' (it names a folder)")
+            }
+            let own = try mapping(camera.value, "cameras.\(name)")
+            try checkKeys(own, allowed: Self.cameraKeys, in: "cameras.\(name)")
+            guard let input = own.first(where: { $0.key == "input" }) else {
+                throw fail(camera.keyNode, "cameras.\(name).input", "missing: the camera's URL, device or file")
+            }
+            var result = CameraConfig(name: name, input: try string(input.value, "cameras.\(name).input"))
+            // Defaults first, then the camera's own keys over them.
+            for pair in defaults { try apply(pair, to: &result, prefix: "defaults") }
+            for pair in own where pair.key != "input" { try apply(pair, to: &result, prefix: "cameras.\(name)") }
+            do {
+                try result.method.validate()
+                try result.events.validate()
+            } catch {
+                throw fail(camera.keyNode, "cameras.\(name)", String(describing: error))
+            }
+            config.cameras.append(result)
+        }
+        return config
+    }
+
+    func apply(_ pair: (key: String, keyNode: Node, value: Node), to camera: inout CameraConfig, prefix: String) throws(ConfigError) {
+        let key = "\(prefix).\(pair.key)", v = pair.value
+        switch pair.key {
+        case "enabled": camera.enabled = try bool(v, key)
+        case "loop": camera.loop = try bool(v, key)
+        case "size":
+            let text = try string(v, key)
+            guard let size = FrameSize(parsing: text), size.width % 16 == 0, size.height % 16 == 0 else {
+                throw fail(v, key, "expected WxH with both sides multiples of 16 (e.g. 512x256), got '\(text)'")
+            }
+            camera.size = size
+        case "k": camera.method.clusterCounts = [try int(v, key, 1...64)]
+        case "tau": camera.method.tau = try double(v, key)
+        case "variant":
+            let name = try string(v, key)
+            guard let settings = MethodSettings.variant(name, base: camera.method) else {
+                throw fail(v, key, "unknown variant '\(name)' (d1, d2n, d2b, d3, k4k8-median)")
+            }
+            camera.method = settings
+        case "alarm":
+            let name = try string(v, key)
+            guard let rule = AlarmRule(rawValue: name) else { throw fail(v, key, "expected change or clusters, got '\(name)'") }
+            camera.method.alarm = rule
+        case "alarm_threshold": camera.method.alarmThreshold = try double(v, key, 0...1000)
+        case "smoothing": camera.method.smoothing = try double(v, key, 0...1)
+        case "hysteresis": camera.method.hysteresis = try double(v, key, 0...100)
+        case "scene_cut": camera.method.sceneCutFactor = try double(v, key, 1...1000)
+        case "min_region_area": camera.method.minimumRegionArea = try int(v, key, 0...100_000_000)
+        case "seed": camera.method.seed = UInt64(try int(v, key, 0...Int.max))
+        case "overlay":
+            let name = try string(v, key)
+            guard let mode = OverlayMode(rawValue: name) else { throw fail(v, key, "expected heat, segmentation, both or none, got '\(name)'") }
+            camera.overlay = mode
+        case "timeout": camera.timeout = try double(v, key, 0.1...3600)
+        case "video_size", "framerate", "input_format": camera.deviceOptions[pair.key] = try string(v, key)
+        case "rtsp_transport":
+            let t = try string(v, key)
+            guard ["tcp", "udp"].contains(t) else { throw fail(v, key, "expected tcp or udp, got '\(t)'") }
+            camera.deviceOptions["rtsp_transport"] = t
+        case "record":
+            if case .scalar = v {
+                camera.record = try bool(v, key)
+                return
+            }
+            let pairs = try mapping(v, key)
+            try checkKeys(pairs, allowed: Self.recordKeys, in: key)
+            camera.record = true
+            for p in pairs {
+                let k = "\(key).\(p.key)"
+                switch p.key {
+                case "enabled": camera.record = try bool(p.value, k)
+                case "segment_seconds": camera.segmentSeconds = try double(p.value, k, 1...86400)
+                case "crf": camera.crf = try int(p.value, k, 0...51)
+                default: camera.preset = try string(p.value, k)
+                }
+            }
+        case "mask":
+            var texts: [String] = []
+            if case let .sequence(sequence) = v {
+                for item in sequence { texts.append(try string(item, key)) }
+            } else {
+                texts = [try string(v, key)]
+            }
+            do {
+                camera.mask = try IgnoreMask(parsing: texts)
+            } catch {
+                throw fail(v, key, error.description)
+            }
+        case "events":
+            let pairs = try mapping(v, key)
+            try checkKeys(pairs, allowed: Self.eventKeys, in: key)
+            for p in pairs {
+                let k = "\(key).\(p.key)"
+                switch p.key {
+                case "min_frames": camera.events.minFrames = try int(p.value, k, 1...10_000)
+                case "end_after": camera.events.endAfter = try double(p.value, k, 0.01...86400)
+                case "pre_capture": camera.events.preCapture = try double(p.value, k, 0...60)
+                case "post_capture": camera.events.postCapture = try double(p.value, k, 0...60)
+                case "candidate_gap": camera.events.candidateGap = try double(p.value, k, 0...60)
+                case "snapshots": camera.events.snapshots = try bool(p.value, k)
+                case "clips": camera.events.clips = try bool(p.value, k)
+                default: camera.events.evidenceWidth = try int(p.value, k, 16...8192)
+                }
+            }
+        case "retention":
+            let pairs = try mapping(v, key)
+            try checkKeys(pairs, allowed: Self.retentionKeys, in: key)
+            for p in pairs {
+                let k = "\(key).\(p.key)"
+                if p.key == "max_age_hours" {
+                    camera.maxAgeHours = try double(p.value, k, 0.001...1_000_000)
+                } else {
+                    camera.maxSizeMB = try double(p.value, k, 0.001...100_000_000)
+                }
+            }
+        default:
+            throw fail(pair.keyNode, key, "unknown key")
+        }
+    }
+
+    /// Edit distance, for "did you mean".
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(1, a.count) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...max(1, b.count) where !b.isEmpty {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
+}
