@@ -77,7 +77,8 @@ public final class CameraRunner: Sendable {
         source.options.readTimeout = config.timeout
         source.options.frameThreading = false
         let logger = self.logger
-        source.options.onWarning = { logger.warning("\($0)") }
+        let input = config.input
+        source.options.onWarning = { logger.warning("\(withoutPassword($0, url: input))") }
         source.policy.wallClockTimestamps = true
         source.policy.realTime = isFile
         source.policy.loop = isFile && config.loop
@@ -134,10 +135,10 @@ public final class CameraRunner: Sendable {
                 if isStopping { break }
                 attempt += 1
                 let delay = min(10, 0.5 * pow(2, Double(min(attempt - 1, 10))))
-                logger.error("\(error); trying again in \(String(format: "%.1f", delay)) s")
+                logger.error("\(hidingPassword(String(describing: error))); trying again in \(String(format: "%.1f", delay)) s")
                 status.withLock {
                     $0.state = .down
-                    $0.lastError = String(describing: error)
+                    $0.lastError = hidingPassword(String(describing: error))
                 }
                 let until = ContinuousClock.now + .seconds(delay)
                 while ContinuousClock.now < until && !isStopping { try? await Task.sleep(for: .milliseconds(50)) }
@@ -156,6 +157,9 @@ public final class CameraRunner: Sendable {
     }
 
     private var isStopping: Bool { control.withLock { $0.stopping } }
+
+    /// `text` with the input's password replaced, for logs and the status file.
+    private func hidingPassword(_ text: String) -> String { withoutPassword(text, url: config.input) }
 
     private func setState(_ state: CameraStatus.State) { status.withLock { $0.state = state } }
 
@@ -217,15 +221,21 @@ public final class CameraRunner: Sendable {
         switch event {
         case let .lost(reason, attempt, delay):
             setState(.reconnecting)
-            logger.warning("source lost (\(reason)); reconnect attempt \(attempt) in \(String(format: "%.1f", delay)) s")
+            logger.warning("source lost (\(hidingPassword(reason))); reconnect attempt \(attempt) in \(String(format: "%.1f", delay)) s")
         case let .reconnected(gap):
             status.withLock { $0.reconnects += 1 }
             setState(.up)
             logger.info("source back after \(String(format: "%.1f", gap)) s")
         case let .gaveUp(reason):
-            logger.warning("giving up on the source: \(reason)")
+            logger.warning("giving up on the source: \(hidingPassword(reason))")
         }
     }
+}
+
+/// `text` with every occurrence of `url` replaced by its redacted form.
+func withoutPassword(_ text: String, url: String) -> String {
+    let safe = redacted(url)
+    return safe == url ? text : text.replacingOccurrences(of: url, with: safe)
 }
 
 /// A URL without its password, for logs (`rtsp://user:secret@host` → `rtsp://user:***@host`).

@@ -82,6 +82,13 @@ struct WatchConfigTests {
         }
     }
 
+    @Test("samples/watch.yaml is valid and watches the bundled clip")
+    func sample() throws {
+        let config = try WatchConfig.load(Shared.repositoryRoot.appendingPathComponent("samples/watch.yaml").path, environment: [:])
+        #expect(config.cameras.map(\.input) == ["samples/solidWhiteRight.mp4"] && config.cameras[0].loop && config.cameras[0].record)
+        #expect(config.cameras[0].maxSizeMB == 2000)
+    }
+
     @Test("a config that is not there names the file")
     func missingFile() {
         #expect(throws: ConfigError.self) { try WatchConfig.load("/nonexistent/w.yaml") }
