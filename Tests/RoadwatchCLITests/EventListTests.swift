@@ -49,10 +49,11 @@ struct EventListTests {
     static let clip = SyntheticClip("synthetic_hedgehog_solidWhiteRightFlipped")
 
     @Test("the hedgehog clip: new/end pairs while the object is there, a snapshot that decodes, a clip that plays and covers it")
-    func events() throws {
+    func events() async throws {
         let scratch = try ScratchDirectory("eventlist")
-        let run = try RoadwatchBinary.run(["run", Self.clip.video, "-o", scratch.path("out.mp4"), "--size", "512x256", "--quiet",
-                                           "--evidence", scratch.path("evidence")], timeout: 600)
+        let arguments = ["run", Self.clip.video, "-o", scratch.path("out.mp4"), "--size", "512x256", "--quiet",
+                         "--evidence", scratch.path("evidence")]
+        let run = try await blocking { try RoadwatchBinary.run(arguments, timeout: 600) }
         #expect(run.status == 0, "\(run.stderr)")
         let lines = try eventLines(scratch.path("out.event-list.jsonl"))
         let news = lines.filter { $0["type"] as? String == "new" }
@@ -78,11 +79,12 @@ struct EventListTests {
     }
 
     @Test("the same clip with an ignore mask over the object's path: no event, nothing flagged there")
-    func masked() throws {
+    func masked() async throws {
         let scratch = try ScratchDirectory("eventmask")
         let polygon = try Self.clip.maskOverPath()
-        let run = try RoadwatchBinary.run(["run", Self.clip.video, "-o", scratch.path("out.mp4"), "--size", "512x256", "--quiet",
-                                           "--mask", polygon, "--mask-dir", scratch.path("masks")], timeout: 600)
+        let arguments = ["run", Self.clip.video, "-o", scratch.path("out.mp4"), "--size", "512x256", "--quiet",
+                         "--mask", polygon, "--mask-dir", scratch.path("masks")]
+        let run = try await blocking { try RoadwatchBinary.run(arguments, timeout: 600) }
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try eventLines(scratch.path("out.event-list.jsonl")).isEmpty)
         // No mask pixel inside the polygon is ever flagged.

@@ -37,7 +37,7 @@ struct WatchCommandTests {
     }
 
     @Test("three loopback senders (TCP, TCP, UDP) and a looped file: one sender killed and restarted reconnects, the others never stop; retention keeps the recording under its limit")
-    func manyCameras() throws {
+    func manyCameras() async throws {
         let scratch = try ScratchDirectory("watchmany")
         let clip = try StreamSender.smallClip(from: "data/videos/solidWhiteRight.mp4", in: scratch)
         let senders = try [StreamSender(clip: clip, transport: .tcp, rate: 1), StreamSender(clip: clip, transport: .tcp, rate: 1),
@@ -67,30 +67,33 @@ struct WatchCommandTests {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let watch = try RunningBinary(["watch", config])
         let names = ["tcp1", "tcp2", "udp", "file"]
-        #expect(waitUntil(timeout: 120) { names.allSatisfy { Self.frames(output, $0) >= 20 } }, "\(Self.status(output))")
+        #expect(try await blocking { waitUntil(timeout: 120) { names.allSatisfy { Self.frames(output, $0) >= 20 } } },
+                "\(Self.status(output))")
 
         // The first sender dies, as a camera losing power; the others must keep producing meanwhile.
         senders[0].stop()
         var windows: [[Int]] = []
         var previous = names.map { Self.frames(output, $0) }
         for _ in 0..<4 {
-            Thread.sleep(forTimeInterval: 1.5)
+            try await Task.sleep(for: .seconds(1.5))
             let now = names.map { Self.frames(output, $0) }
             windows.append(zip(now, previous).map { $0 - $1 })
             previous = now
         }
         try senders[0].start()
-        #expect(waitUntil(timeout: 120) {
-            let tcp1 = Self.status(output)["tcp1"]
-            return (tcp1?["reconnects"] as? Int ?? 0) >= 1 && (tcp1?["state"] as? String) == "up"
+        #expect(try await blocking {
+            waitUntil(timeout: 120) {
+                let tcp1 = Self.status(output)["tcp1"]
+                return (tcp1?["reconnects"] as? Int ?? 0) >= 1 && (tcp1?["state"] as? String) == "up"
+            }
         }, "\(Self.status(output))")
         let resumed = Self.frames(output, "tcp1")
-        #expect(waitUntil(timeout: 60) { Self.frames(output, "tcp1") >= resumed + 10 })
+        #expect(try await blocking { waitUntil(timeout: 60) { Self.frames(output, "tcp1") >= resumed + 10 } })
         // Every 1.5 s window while tcp1 was away: the other three cameras each processed frames.
         for window in windows { #expect(window[1] > 0 && window[2] > 0 && window[3] > 0, "\(windows)") }
 
         watch.signal(SIGINT)
-        let outcome = watch.wait(timeout: 60)
+        let outcome = try await blocking { watch.wait(timeout: 60) }
         #expect(!outcome.timedOut && [0, 130].contains(outcome.status), "\(outcome.stderr)")
         #expect(outcome.stderr.contains("camera=tcp1") && outcome.stderr.contains("source back after"), "\(outcome.stderr)")
         for name in names { #expect(FileManager.default.fileExists(atPath: "\(output)/\(name)/events.jsonl")) }
@@ -104,10 +107,11 @@ struct WatchCommandTests {
         #expect(outcome.stdout.contains("tcp1:") && outcome.stdout.contains("status: \(output)/status.json"))
     }
 
-    @Test("a synthetic clip streamed as a camera: a new/end pair whose clip plays over the object and whose snapshot decodes; the same stream masked over the object's path: no event")
-    func syntheticEvents() throws {
+    @Test("a synthetic clip streamed as a camera: a new/end pair over the object whose clip plays and whose snapshot decodes; the same stream with a mask over the object's path: no event there")
+    func syntheticEvents() async throws {
         let scratch = try ScratchDirectory("watchsynth")
         let synthetic = SyntheticClip("synthetic_hedgehog_solidWhiteRightFlipped")
+        let path = try synthetic.objectPath().box
         // Half speed: 12.5 frames/s, so two cameras at 512x256 on 2 cores keep up with most frames.
         let plain = try StreamSender(clip: synthetic.video, transport: .tcp, rate: 0.5)
         let masked = try StreamSender(clip: synthetic.video, transport: .tcp, rate: 0.5)
@@ -132,19 +136,30 @@ struct WatchCommandTests {
                 input: \(masked.url)
                 mask: ["\(try synthetic.maskOverPath())"]
             """.write(toFile: config, atomically: true, encoding: .utf8)
+        /// Whether an event's box (960x540 frame pixels) overlaps the object's path.
+        @Sendable func overPath(_ line: [String: Any]) -> Bool {
+            guard let b = line["box"] as? [Int], b.count == 4 else { return false }
+            let x0 = Double(b[0]) / 960, y0 = Double(b[1]) / 540, x1 = Double(b[0] + b[2]) / 960, y1 = Double(b[1] + b[3]) / 540
+            return x0 < path[2] && path[0] < x1 && y0 < path[3] && path[1] < y1
+        }
         let watch = try RunningBinary(["watch", config])
         let list = "\(output)/plain/events.jsonl"
-        func ended() -> Bool {
-            ((try? eventLines(list)) ?? []).contains { $0["type"] as? String == "end" }
+        let ended = try await blocking {
+            waitUntil(timeout: 240) {
+                let lines = (try? eventLines(list)) ?? []
+                return lines.contains { end in
+                    end["type"] as? String == "end" && overPath(end)
+                }
+            }
         }
-        #expect(waitUntil(timeout: 240, ended), "no event ended: \(Self.status(output))")
-        Thread.sleep(forTimeInterval: 4)  // the clip runs post_capture seconds past the end
+        #expect(ended, "no event over the object ended: \(Self.status(output))")
+        try await Task.sleep(for: .seconds(4))  // the clip runs post_capture seconds past the end
         watch.signal(SIGINT)
-        let outcome = watch.wait(timeout: 60)
+        let outcome = try await blocking { watch.wait(timeout: 60) }
         #expect(!outcome.timedOut && [0, 130].contains(outcome.status), "\(outcome.stderr)")
 
         let lines = try eventLines(list)
-        let end = try #require(lines.first { $0["type"] as? String == "end" })
+        let end = try #require(lines.first { $0["type"] as? String == "end" && overPath($0) })
         let id = try #require(end["id"] as? String)
         let new = try #require(lines.first { $0["type"] as? String == "new" && $0["id"] as? String == id })
         let start = try #require(new["start"] as? Double), stop = try #require(end["end"] as? Double)
@@ -156,7 +171,10 @@ struct WatchCommandTests {
         #expect(decoded.clean && decoded.frames > 0, "\(decoded.errors)")
         let duration = try MediaCheck.duration(clip)
         #expect(duration >= stop - start + 2, "clip of \(duration) s for an event of \(stop - start) s")
-        #expect(try eventLines("\(output)/masked/events.jsonl").isEmpty)
+        // The masked camera saw the same frames; nothing over the object's path became an event. (At this
+        // sensitive threshold a stray event elsewhere — the verge — can happen; the mask is not about those.)
+        let maskedLines = try eventLines("\(output)/masked/events.jsonl")
+        #expect(!maskedLines.contains(where: overPath), "\(maskedLines)")
         let maskedFrames = Self.status(output)["masked"]?["frames"] as? Int ?? 0
         #expect(maskedFrames > 100, "the masked camera processed only \(maskedFrames) frames")
     }

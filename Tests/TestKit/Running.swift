@@ -90,3 +90,14 @@ public final class SmallDisk: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: path)
     }
 }
+
+/// Runs a blocking wait (a sleep, a child process, `waitUntil`) on a thread of its own, so a test that
+/// waits for minutes does not hold one of the few threads Swift's concurrency pool has — async tests running
+/// meanwhile (some with time limits) would otherwise starve.
+public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 4 << 20
+        thread.start()
+    }
+}
