@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "Monitoring", targets: ["Monitoring"]),
         .library(name: "Service", targets: ["Service"]),
+        .library(name: "Web", targets: ["Web"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,6 +25,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
     ],
     targets: [
         // Thin C shims: a module map and a header each, no logic.
@@ -90,6 +98,22 @@ let package = Package(
             ]
         ),
 
+        // The service's web side: the page, the API, previews, /metrics, health, the SQLite event store, webhooks.
+        .target(
+            name: "Web",
+            dependencies: [
+                "Service", "Monitoring", "Pipeline", "Overlay", "VideoIO",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),
 
@@ -104,6 +128,7 @@ let package = Package(
                 "Pipeline",
                 "Monitoring",
                 "Service",
+                "Web",
                 .product(name: "Logging", package: "swift-log"),
                 .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -125,6 +150,7 @@ let package = Package(
         ),
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Monitoring", "TestKit"]),
+        .testTarget(name: "WebTests", dependencies: ["Web", "Service", "Monitoring", "TestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -55,6 +55,21 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var clip: String?
     /// Frames the event's region was flagged on so far.
     public var frames: Int
+
+    public init(type: String, id: String, camera: String, start: Double, end: Double?, top_score: Double, box: [Int],
+                area: Int, snapshot: String?, clip: String?, frames: Int) {
+        self.type = type
+        self.id = id
+        self.camera = camera
+        self.start = start
+        self.end = end
+        self.top_score = top_score
+        self.box = box
+        self.area = area
+        self.snapshot = snapshot
+        self.clip = clip
+        self.frames = frames
+    }
 }
 
 /// Turns the tracked regions of each frame into events with a start and an end. A region joins an event

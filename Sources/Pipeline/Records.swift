@@ -12,6 +12,7 @@ public struct StageTimings: Sendable, Equatable {
     public var annotate = 0.0
 
     public static let names = ["backbone", "decoder", "clustering", "thresholding", "annotate"]
+    public init() {}
     public var values: [Double] { [backbone, decoder, clustering, thresholding, annotate] }
 }
 

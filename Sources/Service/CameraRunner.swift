@@ -27,6 +27,11 @@ public struct CameraStatus: Sendable, Codable, Equatable {
     /// Epoch seconds of the last processed frame.
     public var lastFrame: Double?
     public var lastError: String?
+
+    public init(name: String, state: State) {
+        self.name = name
+        self.state = state
+    }
 }
 
 /// One camera of the service: its own source with reconnects, its own stages on the shared model, its
@@ -71,7 +76,7 @@ public final class CameraRunner: Sendable {
     func source() -> MonitorSource {
         var source = MonitorSource.defaults(for: config.input)
         let isFile = !MonitorSource.isLiveURL(config.input)
-        source.live = true
+        source.live = !isFile || config.realtime
         source.options.formatOptions = config.deviceOptions
         source.options.openTimeout = config.timeout
         source.options.readTimeout = config.timeout
@@ -79,8 +84,8 @@ public final class CameraRunner: Sendable {
         let logger = self.logger
         let input = config.input
         source.options.onWarning = { logger.warning("\(withoutPassword($0, url: input))") }
-        source.policy.wallClockTimestamps = true
-        source.policy.realTime = isFile
+        source.policy.wallClockTimestamps = source.live
+        source.policy.realTime = isFile && config.realtime
         source.policy.loop = isFile && config.loop
         // A file that cannot be read is not retried inside the feed: the camera's own loop retries.
         source.policy.reconnectMax = isFile ? 0 : nil
@@ -100,7 +105,8 @@ public final class CameraRunner: Sendable {
             do {
                 try makeFolders()
                 setState(.starting)
-                let feed = try await source().open(onEvent: { [self] in report($0) })
+                let reading = self.source()
+                let feed = try await reading.open(onEvent: { [self] in report($0) })
                 var configuration = Monitor.Configuration(size: size, settings: config.method, overlay: config.overlay,
                                                           computeThreads: threads)
                 configuration.ignore = config.mask
@@ -116,7 +122,7 @@ public final class CameraRunner: Sendable {
                 setState(.up)
                 logger.info("watching \(redacted(config.input)) (\(feed.info.width)x\(feed.info.height)) at \(size)")
                 let summary = try await MonitorJob(monitor: monitor).process(
-                    feed, live: true, to: outputs(), control: run,
+                    feed, live: reading.live, to: outputs(live: reading.live), control: run,
                     onFrame: { [self] done in frame(done) },
                     onWarning: { [logger] in logger.warning("\($0)") },
                     onRecord: { [self] record in
@@ -169,7 +175,7 @@ public final class CameraRunner: Sendable {
         }
     }
 
-    func outputs() -> JobOutputs {
+    func outputs(live: Bool) -> JobOutputs {
         var outputs = JobOutputs(video: nil)
         if config.record {
             let stamp = Self.stampFormatter.string(from: Date())
@@ -180,7 +186,7 @@ public final class CameraRunner: Sendable {
             outputs.preset = config.preset
         }
         var events = EventOutputs(list: folder + "/events.jsonl", evidenceFolder: folder, camera: config.name,
-                                  rules: config.events, epochTimes: true)
+                                  rules: config.events, epochTimes: live)
         events.keepGoingOnWriteErrors = true
         events.appendsToList = true
         outputs.eventList = events

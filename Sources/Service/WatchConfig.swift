@@ -18,6 +18,9 @@ public struct CameraConfig: Sendable {
     public var enabled = true
     /// A file read over and over (demos, tests); files are always read at their own pace, as a camera sends.
     public var loop = false
+    /// A file read at its own pace as a camera sends (true), or whole and as fast as the stages go, every
+    /// frame processed and event times in media seconds (false: an archive watched with the same config).
+    public var realtime = true
     public var size: FrameSize?
     public var method = MethodSettings.default
     public var overlay = OverlayMode.heat
@@ -42,6 +45,36 @@ public struct CameraConfig: Sendable {
     }
 }
 
+/// The web layer: where it listens and the token it asks for off loopback.
+public struct HTTPSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8971
+    public var authToken: String?
+    /// Off: no server at all (`http: {enabled: false}`).
+    public var enabled = true
+    /// The live preview's limits: frames per second and width.
+    public var previewFPS = 5.0
+    public var previewWidth = 640
+
+    public init() {}
+
+    /// Loopback addresses need no token.
+    public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.") }
+}
+
+/// A receiver of event JSON by HTTP POST.
+public struct WebhookSettings: Sendable, Equatable {
+    public var url: String
+    /// Which changes are sent: new, update, end.
+    public var on: Set<String> = ["new", "end"]
+    /// Seconds per camera after a sent `new` during which further `new`s (and their ends) are not sent.
+    public var cooldown = 30.0
+    public var timeout = 5.0
+    public var retries = 3
+
+    public init(url: String) { self.url = url }
+}
+
 /// `roadwatch watch CONFIG.yaml`: the output folder, the model, and the cameras (top-level `defaults`
 /// overridden per camera).
 public struct WatchConfig: Sendable {
@@ -53,7 +86,9 @@ public struct WatchConfig: Sendable {
     public var logLevel = "info"
     /// Seconds between retention sweeps.
     public var retentionInterval = 30.0
-    /// Settings the web layer reads (`http`, `webhooks`), kept as parsed nodes' text for it.
+    public var http = HTTPSettings()
+    public var webhooks: [WebhookSettings] = []
+    /// The config file.
     public var path: String
 
     /// Reads and checks `path`; `environment` fills `${VAR}` in values.
@@ -90,7 +125,7 @@ struct Reader {
     static let topKeys: Set<String> = ["output", "model", "threads", "log_level", "retention_interval", "defaults", "cameras",
                                        "http", "webhooks"]
     static let cameraKeys: Set<String> = [
-        "input", "enabled", "loop", "size", "k", "tau", "variant", "alarm", "alarm_threshold", "smoothing", "hysteresis",
+        "input", "enabled", "loop", "realtime", "size", "k", "tau", "variant", "alarm", "alarm_threshold", "smoothing", "hysteresis",
         "scene_cut", "min_region_area", "seed", "overlay", "timeout", "video_size", "framerate", "input_format",
         "rtsp_transport", "record", "mask", "events", "retention",
     ]
@@ -98,6 +133,8 @@ struct Reader {
     static let eventKeys: Set<String> = ["min_frames", "end_after", "pre_capture", "post_capture", "snapshots", "clips",
                                          "evidence_width", "candidate_gap"]
     static let retentionKeys: Set<String> = ["max_age_hours", "max_size_mb"]
+    static let httpKeys: Set<String> = ["listen", "auth_token", "enabled", "preview_fps", "preview_width"]
+    static let webhookKeys: Set<String> = ["url", "on", "cooldown", "timeout", "retries"]
 
     func fail(_ node: Node?, _ key: String, _ message: String) -> ConfigError {
         let line = node?.mark.map { ":\($0.line)" } ?? ""
@@ -188,7 +225,8 @@ struct Reader {
                 defaults = try mapping(pair.value, "defaults")
                 try checkKeys(defaults, allowed: Self.cameraKeys.subtracting(["input"]), in: "defaults")
             case "cameras": camerasNode = pair.value
-            default: break  // http, webhooks: read by the web layer
+            case "http": config.http = try http(pair.value)
+            default: config.webhooks = try webhooks(pair.value)
             }
         }
         guard !config.output.isEmpty else { throw fail(root, "output", "missing: the folder each camera's events, clips and recordings go under") }
@@ -220,11 +258,79 @@ struct Reader {
         return config
     }
 
+    func http(_ node: Node) throws(ConfigError) -> HTTPSettings {
+        var http = HTTPSettings()
+        let pairs = try mapping(node, "http")
+        try checkKeys(pairs, allowed: Self.httpKeys, in: "http")
+        for p in pairs {
+            let key = "http.\(p.key)"
+            switch p.key {
+            case "listen":
+                let text = try string(p.value, key)
+                guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+                    throw fail(p.value, key, "expected HOST:PORT (e.g. 127.0.0.1:8971), got '\(text)'")
+                }
+                var host = String(text[..<colon])
+                if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                guard !host.isEmpty else { throw fail(p.value, key, "no host in '\(text)' (0.0.0.0 for every address)") }
+                http.host = host
+                http.port = port
+            case "auth_token":
+                let token = try string(p.value, key)
+                guard token.count >= 8 else { throw fail(p.value, key, "a token of at least 8 characters, please") }
+                http.authToken = token
+            case "enabled": http.enabled = try bool(p.value, key)
+            case "preview_fps": http.previewFPS = try double(p.value, key, 0.1...30)
+            default: http.previewWidth = try int(p.value, key, 16...4096)
+            }
+        }
+        if http.enabled && !http.isLoopback && http.authToken == nil {
+            throw fail(node, "http.auth_token", "required when listening on \(http.host) (not loopback): set auth_token, e.g. ${ROADWATCH_TOKEN}")
+        }
+        return http
+    }
+
+    func webhooks(_ node: Node) throws(ConfigError) -> [WebhookSettings] {
+        guard case let .sequence(sequence) = node else { throw fail(node, "webhooks", "expected a list of webhooks (- url: ...)") }
+        var hooks: [WebhookSettings] = []
+        for (n, item) in sequence.enumerated() {
+            let prefix = "webhooks[\(n)]"
+            let pairs = try mapping(item, prefix)
+            try checkKeys(pairs, allowed: Self.webhookKeys, in: prefix)
+            guard let urlPair = pairs.first(where: { $0.key == "url" }) else { throw fail(item, "\(prefix).url", "missing") }
+            let url = try string(urlPair.value, "\(prefix).url")
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
+                throw fail(urlPair.value, "\(prefix).url", "expected an http:// or https:// URL, got '\(url)'")
+            }
+            var hook = WebhookSettings(url: url)
+            for p in pairs where p.key != "url" {
+                let key = "\(prefix).\(p.key)"
+                switch p.key {
+                case "on":
+                    guard case let .sequence(kinds) = p.value else { throw fail(p.value, key, "expected a list such as [new, end]") }
+                    var on = Set<String>()
+                    for kind in kinds {
+                        let k = try string(kind, key)
+                        guard ["new", "update", "end"].contains(k) else { throw fail(kind, key, "expected new, update or end, got '\(k)'") }
+                        on.insert(k)
+                    }
+                    hook.on = on
+                case "cooldown": hook.cooldown = try double(p.value, key, 0...86400)
+                case "timeout": hook.timeout = try double(p.value, key, 0.1...300)
+                default: hook.retries = try int(p.value, key, 0...20)
+                }
+            }
+            hooks.append(hook)
+        }
+        return hooks
+    }
+
     func apply(_ pair: (key: String, keyNode: Node, value: Node), to camera: inout CameraConfig, prefix: String) throws(ConfigError) {
         let key = "\(prefix).\(pair.key)", v = pair.value
         switch pair.key {
         case "enabled": camera.enabled = try bool(v, key)
         case "loop": camera.loop = try bool(v, key)
+        case "realtime": camera.realtime = try bool(v, key)
         case "size":
             let text = try string(v, key)
             guard let size = FrameSize(parsing: text), size.width % 16 == 0, size.height % 16 == 0 else {

@@ -5,6 +5,7 @@ import Models
 import Service
 import Tensors
 import VideoIO
+import Web
 
 /// `roadwatch watch CONFIG.yaml`: the service.
 struct Watch: AsyncParsableCommand {
@@ -47,10 +48,34 @@ struct Watch: AsyncParsableCommand {
         if let threads = parsed.threads { ComputeThreads.set(threads) }
         let loaded = try await ModelLoader.load(parsed.model ?? ModelRegistry.defaultName, progress: { logger.info("\($0)") })
         let size = FrameSize(width: loaded.descriptor.defaultSize.width, height: loaded.descriptor.defaultSize.height)
-        let service = try WatchService(config: parsed, model: loaded, defaultSize: size, logger: logger)
+        let web = parsed.http.enabled || !parsed.webhooks.isEmpty ? WebLayer(config: parsed, logger: logger) : nil
+        let service = try WatchService(config: parsed, model: loaded, defaultSize: size, logger: logger,
+                                       onRecord: { _, record in web?.record(record) },
+                                       onFrame: { camera, done in web?.frame(camera: camera.name, done) })
         let trap = SignalTrap { service.stop() }
         let started = Date()
+        var helpers: [Task<Void, Never>] = []
+        if let web {
+            helpers.append(Task { await web.webhooks.run() })
+            helpers.append(Task { await web.retainEvents(parsed.cameras, interval: parsed.retentionInterval) })
+            if parsed.http.enabled {
+                let server = WebServer(service: service, store: web.store, metrics: web.metrics, previews: web.previews,
+                                       settings: parsed.http, logger: logger)
+                let address = "http://\(parsed.http.host.contains(":") ? "[\(parsed.http.host)]" : parsed.http.host):\(parsed.http.port)/"
+                helpers.append(Task {
+                    do {
+                        try await server.run(onRunning: { logger.info("serving \(address)") })
+                    } catch {
+                        // The cameras go on without the page: one line says why.
+                        logger.error("the web server stopped: \(error) (is \(parsed.http.host):\(parsed.http.port) in use? set http.listen)")
+                    }
+                })
+            }
+        }
         await service.run()
+        web?.webhooks.stop()
+        for helper in helpers { helper.cancel() }
+        for helper in helpers { await helper.value }
         let seconds = Date().timeIntervalSince(started)
         for report in service.status {
             let s = report.status
