@@ -193,6 +193,8 @@ actor Recording {
     private var pausedUntil: ContinuousClock.Instant?
     private var restarts = 0
     private var earlier: [String] = []
+    /// Recording failed and has not written a frame since.
+    private var stopped = false
 
     init(path: String, settings: H264Writer.Settings, segmentSeconds: Double?, optional: Bool, retry: Double,
          onWarning: @escaping @Sendable (String) -> Void) throws {
@@ -212,11 +214,12 @@ actor Recording {
             restarts += 1
             // A fresh pattern per restart: the files written before the failure are kept as they are.
             let url = URL(fileURLWithPath: path)
-            let again = url.deletingPathExtension().path + "-r\(restarts)." + (url.pathExtension.isEmpty ? "mp4" : url.pathExtension)
+            let again = path.contains("-%03d")
+                ? path.replacingOccurrences(of: "-%03d", with: "-r\(restarts)-%03d")
+                : url.deletingPathExtension().path + "-r\(restarts)." + (url.pathExtension.isEmpty ? "mp4" : url.pathExtension)
             do {
                 output = try VideoOutput(path: again, settings: settings, segmentSeconds: segmentSeconds)
                 self.pausedUntil = nil
-                onWarning("recording again (\(again))")
             } catch {
                 self.pausedUntil = ContinuousClock.now + .seconds(retry)
             }
@@ -224,13 +227,21 @@ actor Recording {
         guard let output else { return }
         do {
             try await output.append(image, pts: pts, audio: audio)
+            if stopped {
+                stopped = false
+                onWarning("recording again (\(await output.files.last ?? path))")
+            }
         } catch {
             if !optional { throw error }
             earlier += await output.files
             await output.abort()
             self.output = nil
             pausedUntil = ContinuousClock.now + .seconds(retry)
-            onWarning("recording stopped: \(error); monitoring and events go on, recording is tried again in \(Int(retry)) s")
+            // One warning per stop, however many retries fail before there is room again.
+            if !stopped {
+                stopped = true
+                onWarning("recording stopped: \(error); monitoring and events go on, recording is tried again every \(Int(retry)) s")
+            }
         }
     }
 

@@ -53,6 +53,7 @@ struct Batch: AsyncParsableCommand {
         if options.eventsPath != nil || options.maskDir != nil {
             throw ValidationError("batch writes every input's events under --out; --events and --mask-dir are for 'run'")
         }
+        if options.metricsListen != nil { throw ValidationError("--metrics-listen is for 'run' (and 'watch' serves /metrics itself)") }
         if options.events.eventsLog != nil || options.events.evidence != nil {
             throw ValidationError("batch writes every input's event list under --out; --events-log and --evidence are for 'run'")
         }

@@ -1,6 +1,9 @@
 import Anomaly
 import ArgumentParser
 import Foundation
+import Logging
+import Service
+import Web
 import Models
 import Overlay
 import Monitoring
@@ -31,11 +34,21 @@ struct MonitorOptions: ParsableArguments {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
+    @Option(help: "Serve Prometheus /metrics (and /healthz) at HOST:PORT while running; off loopback the token is $ROADWATCH_TOKEN.")
+    var metricsListen: String?
+
     @OptionGroup var method: MethodOptions
     @OptionGroup(title: "Events and ignore masks") var events: EventOptions
 
     func validate() throws {
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0...51, got \(crf)") }
+        if let metricsListen {
+            do {
+                _ = try MetricsEndpoint.settings(listen: metricsListen, token: ProcessInfo.processInfo.environment["ROADWATCH_TOKEN"])
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
     }
 }
 
@@ -86,9 +99,15 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     if source.live { Console.info("live: reading the newest frame; frames the pipeline cannot keep up with are dropped") }
     let progress = Progress(total: source.live ? nil : feed.info.frameCount, unit: "frames", quiet: options.quiet)
     let live = source.live
+    let camera = outputs.eventList?.camera ?? "run"
+    let metrics = try startMetrics(options.metricsListen, camera: camera)
+    defer { metrics?.server.cancel() }
     var summary = try await MonitorJob(monitor: monitor).process(
         feed, live: live, to: outputs, control: control,
-        onFrame: { done in progress.advance(note: live ? "dropped \(done.frame.droppedBefore)" : "") },
+        onFrame: { done in
+            progress.advance(note: live ? "dropped \(done.frame.droppedBefore)" : "")
+            metrics?.record(done)
+        },
         onWarning: { Console.warning($0) })
     progress.finish()
     summary.interrupted = trap.signal != nil
@@ -99,6 +118,42 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     if let maskDir = options.maskDir { print("masks: \(maskDir)") }
     if let path = sourceOptions.summaryJson { print("summary: \(path)") }
     return trap.exitStatus ?? 0
+}
+
+/// `--metrics-listen`: the endpoint, and what each frame adds to it.
+struct RunMetrics: Sendable {
+    let metrics: ServiceMetrics
+    let server: Task<Void, Never>
+    let camera: String
+
+    func record(_ done: MonitoredFrame) {
+        metrics.frame(camera: camera, latency: done.arrival.secondsSince, timings: done.timings)
+        var status = CameraStatus(name: camera, state: .up)
+        status.dropped = done.frame.droppedBefore
+        metrics.update([status])
+    }
+}
+
+func startMetrics(_ listen: String?, camera: String) throws -> RunMetrics? {
+    guard let listen else { return nil }
+    let settings: HTTPSettings
+    do {
+        settings = try MetricsEndpoint.settings(listen: listen, token: ProcessInfo.processInfo.environment["ROADWATCH_TOKEN"])
+    } catch {
+        throw ValidationError(error.description)
+    }
+    let metrics = ServiceMetrics(cameras: [camera])
+    var logger = Logger(label: "roadwatch")
+    logger.logLevel = .warning  // the server's own start-up lines are not run's business
+    let endpoint = MetricsEndpoint(metrics: metrics, settings: settings, logger: logger)
+    let server = Task {
+        do {
+            try await endpoint.run(onRunning: { Console.info("metrics: http://\(listen)/metrics") })
+        } catch {
+            Console.warning("the metrics endpoint stopped: \(error) (is \(listen) in use?)")
+        }
+    }
+    return RunMetrics(metrics: metrics, server: server, camera: camera)
 }
 
 /// The closing lines of a run.

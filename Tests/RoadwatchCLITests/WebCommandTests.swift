@@ -87,6 +87,91 @@ struct WebCommandTests {
         #expect([0, 130].contains(outcome.status), "\(outcome.stderr)")
     }
 
+    @Test("watch on a disk that fills up: recording stops with a warning, the camera keeps processing, recording resumes once there is room",
+          .enabled(if: SmallDisk.available, "needs root to mount a small tmpfs (CI runs as root)"))
+    func fullDisk() async throws {
+        let disk = try SmallDisk(megabytes: 3)
+        let scratch = try ScratchDirectory("watchfull")
+        let port = try closedLoopbackPort()
+        let config = scratch.path("watch.yaml")
+        try """
+            output: \(disk.path)/out
+            http: {listen: 127.0.0.1:\(port)}
+            cameras:
+              cam:
+                input: \(Shared.path("data/videos/solidWhiteRight.mp4"))
+                loop: true
+                size: 256x128
+                record: {segment_seconds: 1, crf: 18}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let watch = try RunningBinary(["watch", config])
+        defer { watch.signal(SIGKILL) }
+        let base = "http://127.0.0.1:\(port)"
+        @Sendable func frames() -> Int {
+            guard let body = try? HTTP.get(base + "/api/cameras").body,
+                  let list = try? JSONSerialization.jsonObject(with: body) as? [[String: Any]] else { return -1 }
+            return list.first?["frames"] as? Int ?? -1
+        }
+        @Sendable func free() -> Int {
+            var info = statvfs()
+            return statvfs(disk.path, &info) == 0 ? Int(info.f_bavail) * Int(info.f_frsize) : -1
+        }
+        let recordings = disk.path + "/out/cam/recordings"
+        // The recordings fill the 3 MB disk within seconds.
+        #expect(try await blocking { waitUntil(timeout: 120) { free() < 64 * 1024 } }, "the disk never filled: \(free()) bytes free")
+        let atFull = frames()
+        try await Task.sleep(for: .seconds(3))
+        #expect(frames() > atFull + 10, "the camera stopped when the disk filled (\(atFull) then \(frames()) frames)")
+        // Room again: recording starts over in a new file (within its 10 s retry).
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: recordings)) ?? [])
+        for name in before { try? FileManager.default.removeItem(atPath: recordings + "/" + name) }
+        #expect(try await blocking {
+            waitUntil(timeout: 60) {
+                let now = (try? FileManager.default.contentsOfDirectory(atPath: recordings)) ?? []
+                return now.contains { name in
+                    let size = (try? FileManager.default.attributesOfItem(atPath: recordings + "/" + name)[.size] as? Int) ?? 0
+                    return name.contains("-r") && !before.contains(name) && (size ?? 0) > 20_000
+                }
+            }
+        }, "recording did not resume: \((try? FileManager.default.contentsOfDirectory(atPath: recordings)) ?? [])")
+        watch.signal(SIGINT)
+        let outcome = try await blocking { watch.wait(timeout: 60) }
+        #expect([0, 130].contains(outcome.status), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("recording stopped") && outcome.stderr.contains("No space left on device"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("recording again"))
+        // One warning per time it stopped, not one per failed retry: at most as many as it came back, plus one.
+        let stops = outcome.stderr.components(separatedBy: "recording stopped").count - 1
+        let resumes = outcome.stderr.components(separatedBy: "recording again").count - 1
+        #expect(stops >= 1 && stops <= resumes + 1, "\(stops) stops, \(resumes) resumes")
+    }
+
+    @Test("run --metrics-listen: /metrics while it runs, the stream's frames counted; a bad address is refused before any work")
+    func runMetrics() async throws {
+        let scratch = try ScratchDirectory("runmetrics")
+        let sender = try StreamSender(clip: StreamSender.smallClip(from: "data/videos/solidWhiteRight.mp4", in: scratch),
+                                      transport: .tcp, rate: 1)
+        try sender.start()
+        defer { sender.stop() }
+        let port = try closedLoopbackPort()
+        let running = try RunningBinary(["run", sender.url, "-o", scratch.path("cam.mp4"), "--size", "256x128", "--quiet",
+                                         "--metrics-listen", "127.0.0.1:\(port)"])
+        defer { running.signal(SIGKILL) }
+        let key = "roadwatch_frames_total{camera=\"cam\"}"
+        let counted = try await blocking {
+            waitUntil(timeout: 120) {
+                guard let text = try? HTTP.get("http://127.0.0.1:\(port)/metrics").text, let samples = prometheusSamples(text) else { return false }
+                return (samples[key] ?? 0) >= 20
+            }
+        }
+        #expect(counted)
+        running.signal(SIGINT)
+        let outcome = try await blocking { running.wait(timeout: 60) }
+        #expect(outcome.status == 130, "\(outcome.stderr)")
+
+        let bad = try RoadwatchBinary.run(["run", sender.url, "-o", scratch.path("x.mp4"), "--metrics-listen", "0.0.0.0:9464"])
+        #expect(bad.status == 64 && bad.stderrLines.count == 1 && bad.stderr.contains("ROADWATCH_TOKEN"), "\(bad.stderr)")
+    }
+
     @Test("two cameras: the page in headless Chromium shows both previews and an event with its snapshot; /metrics grows; the API, clip ranges, MJPEG; /readyz 503 once a sender is killed; webhooks POST new and end")
     func page() async throws {
         let chromium = try #require(RoadwatchBinary.which("chromium") ?? RoadwatchBinary.which("chromium-browser"),
