@@ -35,8 +35,8 @@ public struct MetricsEndpoint: Sendable {
         return settings
     }
 
-    /// Serves until the task is cancelled.
-    public func run(onRunning: @escaping @Sendable () -> Void = {}) async throws {
+    /// Serves until `shutdown` is triggered.
+    public func run(shutdown: Shutdown, onRunning: @escaping @Sendable () -> Void = {}) async throws {
         let router = Router()
         if let token = settings.authToken { router.add(middleware: TokenCheck(token: token)) }
         router.get("/healthz") { _, _ in "ok\n" }
@@ -46,6 +46,6 @@ public struct MetricsEndpoint: Sendable {
         let app = Application(router: router,
                               configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "roadwatch"),
                               onServerRunning: { _ in onRunning() }, logger: logger)
-        try await app.run()
+        try await shutdown.run(app, logger: logger)
     }
 }

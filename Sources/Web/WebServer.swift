@@ -5,6 +5,8 @@ import Logging
 import NIOCore
 import Pipeline
 import Service
+import ServiceLifecycle
+import Synchronization
 
 /// The HTTP side of `watch` (Hummingbird 2): the page, the JSON API, previews, `/metrics`, health.
 /// Off loopback every request but `/healthz` must carry the token (`Authorization: Bearer T`,
@@ -27,12 +29,13 @@ public struct WebServer: Sendable {
         self.logger = logger
     }
 
-    /// Serves until the task is cancelled. `onRunning` is called once the socket listens.
-    public func run(onRunning: @escaping @Sendable () -> Void = {}) async throws {
+    /// Serves until `shutdown` is triggered (a graceful shutdown through swift-service-lifecycle: open
+    /// connections finish) or the task is cancelled. `onRunning` is called once the socket listens.
+    public func run(shutdown: Shutdown, onRunning: @escaping @Sendable () -> Void = {}) async throws {
         let app = Application(router: makeRouter(),
                               configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "roadwatch"),
                               onServerRunning: { _ in onRunning() }, logger: logger)
-        try await app.run()
+        try await shutdown.run(app, logger: logger)
     }
 
     func makeRouter() -> Router<BasicRequestContext> {
@@ -145,6 +148,32 @@ public struct WebServer: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+}
+
+/// Ends a server gracefully: the service group it runs in is told to shut down (a stop asked for before
+/// the group exists is kept and applied when it starts).
+public final class Shutdown: Sendable {
+    private let state = Mutex<(group: ServiceGroup?, asked: Bool)>((nil, false))
+
+    public init() {}
+
+    func run(_ service: some ServiceLifecycle.Service, logger: Logger) async throws {
+        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [], logger: logger))
+        let asked = state.withLock { s -> Bool in
+            s.group = group
+            return s.asked
+        }
+        if asked { await group.triggerGracefulShutdown() }
+        try await group.run()
+    }
+
+    public func trigger() async {
+        let group = state.withLock { s -> ServiceGroup? in
+            s.asked = true
+            return s.group
+        }
+        await group?.triggerGracefulShutdown()
     }
 }
 

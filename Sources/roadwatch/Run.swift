@@ -101,7 +101,9 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     let live = source.live
     let camera = outputs.eventList?.camera ?? "run"
     let metrics = try startMetrics(options.metricsListen, camera: camera)
-    defer { metrics?.server.cancel() }
+    defer {
+        if let metrics { Task { await metrics.shutdown.trigger() } }
+    }
     var summary = try await MonitorJob(monitor: monitor).process(
         feed, live: live, to: outputs, control: control,
         onFrame: { done in
@@ -124,6 +126,7 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
 struct RunMetrics: Sendable {
     let metrics: ServiceMetrics
     let server: Task<Void, Never>
+    let shutdown: Shutdown
     let camera: String
 
     func record(_ done: MonitoredFrame) {
@@ -146,14 +149,15 @@ func startMetrics(_ listen: String?, camera: String) throws -> RunMetrics? {
     var logger = Logger(label: "roadwatch")
     logger.logLevel = .warning  // the server's own start-up lines are not run's business
     let endpoint = MetricsEndpoint(metrics: metrics, settings: settings, logger: logger)
+    let shutdown = Shutdown()
     let server = Task {
         do {
-            try await endpoint.run(onRunning: { Console.info("metrics: http://\(listen)/metrics") })
+            try await endpoint.run(shutdown: shutdown, onRunning: { Console.info("metrics: http://\(listen)/metrics") })
         } catch {
             Console.warning("the metrics endpoint stopped: \(error) (is \(listen) in use?)")
         }
     }
-    return RunMetrics(metrics: metrics, server: server, camera: camera)
+    return RunMetrics(metrics: metrics, server: server, shutdown: shutdown, camera: camera)
 }
 
 /// The closing lines of a run.

@@ -55,16 +55,18 @@ struct Watch: AsyncParsableCommand {
         let trap = SignalTrap { service.stop() }
         let started = Date()
         var helpers: [Task<Void, Never>] = []
+        let shutdown = Shutdown()
+        var retention: Task<Void, Never>?
         if let web {
             helpers.append(Task { await web.webhooks.run() })
-            helpers.append(Task { await web.retainEvents(parsed.cameras, interval: parsed.retentionInterval) })
+            retention = Task { await web.retainEvents(parsed.cameras, interval: parsed.retentionInterval) }
             if parsed.http.enabled {
                 let server = WebServer(service: service, store: web.store, metrics: web.metrics, previews: web.previews,
                                        settings: parsed.http, logger: logger)
                 let address = "http://\(parsed.http.host.contains(":") ? "[\(parsed.http.host)]" : parsed.http.host):\(parsed.http.port)/"
                 helpers.append(Task {
                     do {
-                        try await server.run(onRunning: { logger.info("serving \(address)") })
+                        try await server.run(shutdown: shutdown, onRunning: { logger.info("serving \(address)") })
                     } catch {
                         // The cameras go on without the page: one line says why.
                         logger.error("the web server stopped: \(error) (is \(parsed.http.host):\(parsed.http.port) in use? set http.listen)")
@@ -74,7 +76,9 @@ struct Watch: AsyncParsableCommand {
         }
         await service.run()
         web?.webhooks.stop()
-        for helper in helpers { helper.cancel() }
+        await shutdown.trigger()
+        // The retention loop sleeps between sweeps: it is cancelled; the server and the webhooks end by themselves.
+        retention?.cancel()
         for helper in helpers { await helper.value }
         let seconds = Date().timeIntervalSince(started)
         for report in service.status {
