@@ -145,6 +145,55 @@ struct WebCommandTests {
         #expect(stops >= 1 && stops <= resumes + 1, "\(stops) stops, \(resumes) resumes")
     }
 
+    @Test("a corrupt event database and a dead webhook receiver: one line each, the cameras go on, failures counted")
+    func brokenNeighbours() async throws {
+        let scratch = try ScratchDirectory("webbroken")
+        let output = scratch.path("out")
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        try Data(repeating: 0x42, count: 16384).write(to: URL(fileURLWithPath: output + "/events.sqlite"))
+        let port = try closedLoopbackPort(), dead = try closedLoopbackPort()
+        let config = scratch.path("watch.yaml")
+        try """
+            output: \(output)
+            http: {listen: 127.0.0.1:\(port)}
+            webhooks:
+              - {url: "http://127.0.0.1:\(dead)/hook", timeout: 1, retries: 1, cooldown: 0}
+            cameras:
+              road:
+                input: \(SyntheticClip("synthetic_hedgehog_solidWhiteRightFlipped").video)
+                realtime: false
+                size: 512x256
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let watch = try RunningBinary(["watch", config])
+        defer { watch.signal(SIGKILL) }
+        let base = "http://127.0.0.1:\(port)"
+        // The clip is read whole: it ends, with its event, within a minute or so; the failures follow.
+        let failed = try await blocking {
+            waitUntil(timeout: 180) {
+                guard let text = try? HTTP.get(base + "/metrics").text, let samples = prometheusSamples(text) else { return false }
+                return (samples["roadwatch_webhook_failures_total"] ?? 0) >= 2
+            }
+        }
+        #expect(failed, "no webhook failure counted")
+        let ended = try await blocking {
+            waitUntil(timeout: 180) {
+                guard let body = try? HTTP.get(base + "/api/cameras").body,
+                      let list = try? JSONSerialization.jsonObject(with: body) as? [[String: Any]] else { return false }
+                return list.first?["state"] as? String == "ended"
+            }
+        }
+        #expect(ended)
+        #expect(try HTTP.get(base + "/api/events").status == 503)
+        #expect(try HTTP.get(base + "/healthz").status == 200)
+        watch.signal(SIGINT)
+        let outcome = try await blocking { watch.wait(timeout: 60) }
+        #expect([0, 130].contains(outcome.status), "\(outcome.stderr)")
+        let storeLines = outcome.stderr.split(separator: "\n").filter { $0.contains("events.sqlite") }
+        #expect(storeLines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stdout.contains("road: 221 frames"), "\(outcome.stdout)")
+        #expect(try !eventLines(output + "/road/events.jsonl").isEmpty)  // the event list has them all the same
+    }
+
     @Test("run --metrics-listen: /metrics while it runs, the stream's frames counted; a bad address is refused before any work")
     func runMetrics() async throws {
         let scratch = try ScratchDirectory("runmetrics")
