@@ -163,6 +163,10 @@ struct WebCommandTests {
                 input: \(SyntheticClip("synthetic_hedgehog_solidWhiteRightFlipped").video)
                 realtime: false
                 size: 512x256
+              keepalive:                # the service ends when every camera has: this one loops
+                input: \(Shared.path("data/videos/solidWhiteRight.mp4"))
+                loop: true
+                size: 256x128
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let watch = try RunningBinary(["watch", config])
         defer { watch.signal(SIGKILL) }
@@ -179,7 +183,7 @@ struct WebCommandTests {
             waitUntil(timeout: 180) {
                 guard let body = try? HTTP.get(base + "/api/cameras").body,
                       let list = try? JSONSerialization.jsonObject(with: body) as? [[String: Any]] else { return false }
-                return list.first?["state"] as? String == "ended"
+                return list.first { $0["name"] as? String == "road" }?["state"] as? String == "ended"
             }
         }
         #expect(ended)
