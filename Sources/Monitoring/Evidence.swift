@@ -90,17 +90,22 @@ public actor EventSink {
     public func observe(_ done: MonitoredFrame) async throws {
         let t = time(of: done)
         let rules = outputs.rules
-        let wantsImage = outputs.evidenceFolder != nil && (rules.clips || rules.snapshots)
-        let image = wantsImage ? done.annotated.downscaled(maxWidth: rules.evidenceWidth) : nil
         let changes = tracker.observe(done.regions, alarmScores: done.alarmScores, time: t)
-        for change in changes { try await apply(change, image: image, time: t) }
-        if let image {
-            await appendToClips(image, time: t)
-            if rules.clips {
-                ring.append((image, t))
-                let keepFrom = t - rules.preCapture
-                if let firstKept = ring.firstIndex(where: { $0.time >= keepFrom }), firstKept > 0 { ring.removeFirst(firstKept) }
+        // Clips need every frame (the ring); snapshots only the frames that start or improve an event.
+        let startsOrImproves = changes.contains { change in
+            switch change {
+            case .new, .update: return true
+            default: return false
             }
+        }
+        let wantsImage = outputs.evidenceFolder != nil && (rules.clips || (rules.snapshots && startsOrImproves))
+        let image = wantsImage ? done.annotated.downscaled(maxWidth: rules.evidenceWidth) : nil
+        for change in changes { try await apply(change, image: image, time: t) }
+        if let image, rules.clips {
+            await appendToClips(image, time: t)
+            ring.append((image, t))
+            let keepFrom = t - rules.preCapture
+            if let firstKept = ring.firstIndex(where: { $0.time >= keepFrom }), firstKept > 0 { ring.removeFirst(firstKept) }
         }
     }
 

@@ -20,9 +20,11 @@ public struct Retention: Sendable, Equatable {
         var modified: Double
     }
 
-    /// The files the rules cover under `folder`, oldest first.
-    static func entries(in folder: String) -> [Entry] {
+    /// The files the rules cover under `folder`, oldest first, and the size of the newest recording (it may
+    /// be open: never removed, but it counts towards the total).
+    static func entries(in folder: String) -> (removable: [Entry], openBytes: Int64) {
         var entries: [Entry] = []
+        var openBytes: Int64 = 0
         for sub in ["recordings", "clips", "snapshots"] {
             let dir = folder + "/" + sub
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
@@ -35,26 +37,26 @@ public struct Retention: Sendable, Equatable {
                 here.append(Entry(path: path, bytes: Int64(info.st_size), modified: modified))
             }
             if sub == "recordings", let newest = here.max(by: { $0.modified < $1.modified }) {
+                openBytes = newest.bytes
                 here.removeAll { $0.path == newest.path }
             }
             entries += here
         }
-        return entries.sorted { $0.modified < $1.modified || ($0.modified == $1.modified && $0.path < $1.path) }
+        return (entries.sorted { $0.modified < $1.modified || ($0.modified == $1.modified && $0.path < $1.path) }, openBytes)
     }
 
     /// Removes what the rules say must go; returns the removed paths.
     @discardableResult
     public func sweep(_ folder: String, now: Double = Date().timeIntervalSince1970) -> [String] {
         guard !isEmpty else { return [] }
-        var entries = Self.entries(in: folder)
+        let (found, open) = Self.entries(in: folder)
+        var entries = found
         var removed: [String] = []
         if let maxAge {
             for entry in entries where now - entry.modified > maxAge && unlink(entry.path) == 0 { removed.append(entry.path) }
             entries.removeAll { removed.contains($0.path) }
         }
         if let maxBytes {
-            // The newest recording counts towards the total even though it is never removed.
-            let open = Self.openRecordingBytes(folder)
             var total = entries.reduce(open) { $0 + $1.bytes }
             for entry in entries where total > maxBytes {
                 if unlink(entry.path) == 0 {
@@ -64,18 +66,5 @@ public struct Retention: Sendable, Equatable {
             }
         }
         return removed
-    }
-
-    static func openRecordingBytes(_ folder: String) -> Int64 {
-        let dir = folder + "/recordings"
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return 0 }
-        var newest: (Double, Int64)?
-        for name in names where !name.hasPrefix(".") {
-            var info = stat()
-            guard stat(dir + "/" + name, &info) == 0 else { continue }
-            let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) * 1e-9
-            if newest == nil || modified > newest!.0 { newest = (modified, Int64(info.st_size)) }
-        }
-        return newest?.1 ?? 0
     }
 }
