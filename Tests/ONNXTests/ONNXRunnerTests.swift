@@ -39,6 +39,47 @@ struct ONNXRunnerTests {
         print("espnet via ONNX: features max |Δ| \(featureError) (up to \(featureScale)), logits max |Δ| \(error) (up to \(scale)), argmax \(agree) of \(plane)")
     }
 
+    /// ESPNetv2 exported from the PyTorch reference; the graph's weights are external data into ../shared's
+    /// safetensors file (the fixture would be 3.2 MB with them), copied beside the graph here. Compared with
+    /// the native Swift ESPNetv2 and with the PyTorch reference tensors at 512x256.
+    @Test("ESPNetv2 exported from PyTorch equals the native model and the reference (weights as external data)")
+    func espnetv2MatchesNative() async throws {
+        let weights = Shared.path("models/espnetv2-cityscapes/espnetv2_s_2.0_city_1024x512.safetensors")
+        let scratch = try ScratchDirectory("onnx-v2")
+        let fixtures = URL(fileURLWithPath: Self.fixture).deletingLastPathComponent()
+        for name in ["espnetv2-512x256.onnx", "espnetv2-512x256.json"] {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(name), to: scratch.url.appendingPathComponent(name))
+        }
+        // Without the weights beside it the graph is refused in one line naming what is missing.
+        let missing = #expect(throws: (any Error).self) { try ModelLoader.loadONNX(scratch.url.appendingPathComponent("espnetv2-512x256.onnx")) }
+        #expect("\(missing!)".contains("external data 'espnetv2_s_2.0_city_1024x512.safetensors'") && !"\(missing!)".contains("\n"), "\(missing!)")
+        try FileManager.default.copyItem(atPath: weights, toPath: scratch.path("espnetv2_s_2.0_city_1024x512.safetensors"))
+
+        let onnx = try ModelLoader.loadONNX(scratch.url.appendingPathComponent("espnetv2-512x256.onnx"))
+        #expect(onnx.network.featureStride == 16 && onnx.network.outputChannels == 20)
+        let native = try ESPNetv2(weights: WeightSet(file: weights, tensors: try SafeTensorsFile(path: weights).allFloats()))
+        let reference = try SafeTensorsFile(path: Shared.path("models/espnetv2-cityscapes/reference/ref_512x256.safetensors"))
+        let input = Tensor(shape: [3, 256, 512], values: try reference.floats("input").values)
+        let viaONNX = onnx.network.forward(input), viaSwift = native.forward(input)
+
+        func maxError(_ a: [Float], _ b: [Float]) -> Float { a.count == b.count ? zip(a, b).map { abs($0 - $1) }.max()! : .infinity }
+        let expectedFeatures = try reference.floats("features_l4").values, expectedLogits = try reference.floats("logits").values
+        let featureScale = expectedFeatures.map(abs).max()!, logitScale = expectedLogits.map(abs).max()!
+        let features = (reference: maxError(viaONNX.features.array, expectedFeatures), native: maxError(viaONNX.features.array, viaSwift.features.array))
+        let logits = (reference: maxError(viaONNX.logits.array, expectedLogits), native: maxError(viaONNX.logits.array, viaSwift.logits.array))
+        #expect(features.reference <= 1e-3 * max(1, featureScale) && features.native <= 1e-3 * max(1, featureScale), "\(features)")
+        #expect(logits.reference <= 1e-3 * max(1, logitScale) && logits.native <= 1e-3 * max(1, logitScale), "\(logits)")
+        let plane = 256 * 512, classes = 20
+        let a = viaONNX.logits.array, b = viaSwift.logits.array
+        var agree = 0
+        for p in 0..<plane {
+            func argmax(_ v: [Float]) -> Int { (0..<classes).max { v[$0 * plane + p] < v[$1 * plane + p] }! }
+            if argmax(a) == argmax(b) { agree += 1 }
+        }
+        #expect(Double(agree) / Double(plane) >= 0.999, "argmax agrees on \(agree) of \(plane)")
+        print("espnetv2 via ONNX: features max |Δ| \(features.reference) from the reference, \(features.native) from native (up to \(featureScale)); logits \(logits.reference) / \(logits.native) (up to \(logitScale)); argmax equals native on \(agree) of \(plane)")
+    }
+
     static func floats(_ name: String) throws -> [Float] {
         let data = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)"))
         return data.withUnsafeBytes { bytes in

@@ -6,6 +6,14 @@ safetensors and ../shared). Not needed to use roadwatch.
 espnet-512x256.onnx: the reference ESPNet with the Cityscapes weights of ../shared, exported at opset 17 with a
 1x3xHxW input (traced at 512x256, the size of ../shared's reference tensors), outputs 'features' (what the native model
 clusters) and 'logits'.
+
+espnetv2-512x256.onnx: the reference ESPNetv2 at 512x256 (a fixed size: adaptive pooling to sizes that do not
+divide is exported as matrix products), outputs 'features' (level 4) and 'logits'. Its weights would make the
+file 3.2 MB, over the 2 MB a fixture may weigh, so the graph keeps none: every weight is external data pointing
+into ../shared's espnetv2_s_2.0_city_1024x512.safetensors (offset and length of that tensor's bytes), and the
+test copies that file beside the graph. For the weights to be the checkpoint's bytes the batch norms are written
+as their arithmetic and the export does not fold constants (else each would be folded into its convolution);
+roadwatch folds them at load.
 """
 import argparse
 import os
@@ -45,14 +53,95 @@ with open(os.path.join(out, "espnet-512x256.json"), "w") as f:
     f.write("\n")
 print("wrote", os.path.join(out, "espnet-512x256.json"))
 
+# espnetv2-512x256.onnx (see the top of this file).
+import espnetv2  # noqa: E402  (the reference, from ../shared)
+import struct  # noqa: E402
+import onnx  # noqa: E402
+from onnx import numpy_helper  # noqa: E402
+import numpy as np  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+espnetv2.EXPORT_ADAPTIVE_AS_MATMUL = True
+matrix_pool = espnetv2.adaptive_avg_pool
+
+
+def adaptive_pool(x, size):  # whole-ratio poolings as AvgPool, which keeps the graph small
+    h, w = int(x.shape[2]), int(x.shape[3])
+    if h % size[0] == 0 and w % size[1] == 0:
+        return F.avg_pool2d(x, (h // size[0], w // size[1]))
+    return matrix_pool(x, size)
+
+
+espnetv2.adaptive_avg_pool = adaptive_pool
+
+
+class PlainBatchNorm(nn.Module):
+    """Inference batch norm as arithmetic on the checkpoint's own tensors (same names)."""
+    def __init__(self, bn):
+        super().__init__()
+        self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
+        self.register_buffer("running_mean", bn.running_mean)
+        self.register_buffer("running_var", bn.running_var)
+
+    def forward(self, x):
+        scale = (self.weight / torch.sqrt(self.running_var + self.eps)).reshape(1, -1, 1, 1)
+        return (x - self.running_mean.reshape(1, -1, 1, 1)) * scale + self.bias.reshape(1, -1, 1, 1)
+
+
+def plain_batch_norms(module):
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, PlainBatchNorm(child))
+        else:
+            plain_batch_norms(child)
+
+
+class FeaturesAndLogits(nn.Module):
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        _, level4, logits = self.network(x)
+        return level4, logits
+
+
+v2 = espnetv2.load_model()
+plain_batch_norms(v2)
+v2_path = os.path.join(out, "espnetv2-512x256.onnx")
+torch.onnx.export(FeaturesAndLogits(v2).eval(), torch.zeros(1, 3, 256, 512), v2_path, input_names=["image"],
+                  output_names=["features", "logits"], opset_version=17, dynamo=False, do_constant_folding=False)
+with open(espnetv2.SAFETENSORS, "rb") as f:
+    header_size = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(header_size))
+    blob = f.read()
+graph = onnx.load(v2_path)
+for tensor in graph.graph.initializer:
+    entry = header[tensor.name.removeprefix("network.")]
+    start, end = entry["data_offsets"]
+    assert entry["dtype"] == "F32" and np.array_equal(np.frombuffer(blob[start:end], "<f4"),
+                                                      numpy_helper.to_array(tensor).ravel()), tensor.name
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", os.path.basename(espnetv2.SAFETENSORS)), ("offset", str(8 + header_size + start)),
+                       ("length", str(end - start))):
+        tensor.external_data.add(key=key, value=value)
+onnx.save(graph, v2_path)
+assert os.path.getsize(v2_path) < 2 << 20
+with open(os.path.join(out, "espnetv2-512x256.json"), "w") as f:
+    json.dump({"input": {"order": "rgb", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                         "scaling": "divideFirst", "size_multiple": 16},
+               "default_size": [512, 256], "logits": "logits", "features": "features",
+               "in_distribution_classes": 19}, f, indent=2)
+    f.write("\n")
+print("wrote", v2_path, os.path.getsize(v2_path), "bytes, weights external")
+
 # segformer-tiny.onnx: a small network in SegFormer's shape, random weights (seed 0): two stages of overlap
 # patch embedding (strided conv + LayerNorm), efficient self-attention with spatial reduction, Mix-FFN with
 # a depthwise 3x3 conv and GELU; an all-MLP decoder (per-stage linear, bilinear upsampling, concatenation,
 # fusion, classifier). Exported at opset 17 for a 1x3x128x256 input; segformer-tiny.input.bin and
 # segformer-tiny.logits.bin hold a fixed input and PyTorch's logits (float32, little-endian, row-major).
-import numpy as np  # noqa: E402
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 
 class Attention(nn.Module):
