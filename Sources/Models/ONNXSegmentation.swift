@@ -142,6 +142,12 @@ public final class ONNXSegmentation: SegmentationModel, Sendable {
         }
     }
 
+    /// Seconds per operator type over one pass on `input`, most first (`bench model --blocks`).
+    public func operatorProfile(_ input: Tensor) throws -> [(op: String, seconds: Double)] {
+        let shape = [1] + input.shape
+        return try graph(for: shape).profile(Value(shape: shape, floats: input.array))
+    }
+
     public func decoder(_ backbone: BackboneOutput, capture: Capture?) -> Tensor {
         backbone.maps["logits"]!
     }

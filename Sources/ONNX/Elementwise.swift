@@ -43,7 +43,15 @@ enum Broadcast {
         }
         let x = a.floatValues, y = b.floatValues
         let count = shape.reduce(1, *)
-        if a.shape == b.shape { return Value(shape: shape, floats: zip(x, y).map(f)) }
+        if a.shape == b.shape {
+            var out = [Float](repeating: 0, count: count)
+            x.withUnsafeBufferPointer { xs in
+                y.withUnsafeBufferPointer { ys in
+                    out.withUnsafeMutableBufferPointer { o in for i in 0..<count { o[i] = f(xs[i], ys[i]) } }
+                }
+            }
+            return Value(shape: shape, floats: out)
+        }
         if y.count == 1 { let s = y[0]; return Value(shape: shape, floats: x.count == count ? x.map { f($0, s) } : expand(x, a.shape, shape).map { f($0, s) }) }
         if x.count == 1 { let s = x[0]; return Value(shape: shape, floats: y.count == count ? y.map { f(s, $0) } : expand(y, b.shape, shape).map { f(s, $0) }) }
         if b.shape == shape, a.shape != shape, x.count > 1, singleAxis(a.shape, rank: shape.count) != nil {

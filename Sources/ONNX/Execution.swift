@@ -52,6 +52,7 @@ public final class PreparedGraph: Sendable {
         for name in wanted where values[name] == nil {
             throw ONNXError("'\(graph.path)' has no value named '\(name)'")
         }
+        plan = Fusion.fuse(plan, constants: values, dynamic: dynamic, shapes: shapes, wanted: Set(wanted))
         // Keep the constants the plan reads and the wanted ones that are constant.
         let read = Set(plan.flatMap(\.inputs)).union(wanted)
         constants = values.filter { read.contains($0.key) && !dynamic.contains($0.key) }
@@ -93,7 +94,7 @@ public final class PreparedGraph: Sendable {
                 let outputs = try Operators.execute(node, arguments, arena: arena)
                 if let start, let timing {
                     let elapsed = ContinuousClock.now - start
-                    timing(node.op, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+                    timing(node.op == Fusion.conv ? "Conv (fused)" : node.op == BandedMatMul.op ? "MatMul (banded)" : node.op, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
                 }
                 for (name, value) in zip(node.outputs, outputs) { values[name] = value }
                 for name in releases[index] { values[name] = nil }
@@ -126,7 +127,7 @@ enum Operators {
             return [try Elementwise.binary(node, try input(0), try input(1))]
         case "Clip": return [try Elementwise.clip(node, inputs)]
         case "Where": return [try Elementwise.whereOp(node, try input(0), try input(1), try input(2))]
-        case "Conv": return [try NeuralOps.conv(node, inputs, arena: arena)]
+        case "Conv", Fusion.conv: return [try NeuralOps.conv(node, inputs, arena: arena)]
         case "ConvTranspose": return [try NeuralOps.convTranspose(node, inputs, arena: arena)]
         case "BatchNormalization": return [try NeuralOps.batchNorm(node, inputs)]
         case "MaxPool", "AveragePool": return [try NeuralOps.pool(node, try input(0))]
@@ -135,6 +136,7 @@ enum Operators {
             if node.op == "Upsample" { return [try NeuralOps.resize(node, [try input(0), nil, try input(1)])] }
             return [try NeuralOps.resize(node, inputs)]
         case "MatMul": return [try NeuralOps.matMul(node, try input(0), try input(1))]
+        case BandedMatMul.op: return [try BandedMatMul.run(node, try input(0), try input(1))]
         case "Gemm": return [try NeuralOps.gemm(node, inputs)]
         case "Softmax", "LogSoftmax": return [try NeuralOps.softmax(node, try input(0))]
         case "LayerNormalization": return [try NeuralOps.layerNorm(node, inputs)]

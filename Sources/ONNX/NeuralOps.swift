@@ -78,13 +78,28 @@ enum NeuralOps {
         }
         let (oh, ow) = window.outputSize(x.shape[2], x.shape[3])
         guard oh > 0, ow > 0 else { throw node.fail("output would be empty for input \(x.shape)") }
-        let layer = Conv2D(inChannels: x.shape[1], outChannels: m, kernel: window.kernel, stride: window.stride,
+        var layer = Conv2D(inChannels: x.shape[1], outChannels: m, kernel: window.kernel, stride: window.stride,
                            padding: (window.pads[0], window.pads[1]), dilation: window.dilation, groups: groups,
                            weight: weight.floatValues, bias: bias)
-        let input = Tensor(shape: [x.shape[1], x.shape[2], x.shape[3]], values: x.floatValues)
-        let output = Tensor(uninitialized: [m, oh, ow])
-        layer.forward(input, into: output, arena: arena)
-        return Value(shape: [1, m, oh, ow], floats: output.array)
+        // A fused node (`Fusion`): a residual added and an activation applied in the convolution's own pass.
+        if case .floats(let slopes)? = node.attributes["roadwatch.slopes"] {
+            guard slopes.count == m else { throw node.fail("\(slopes.count) activation slopes for \(m) channels") }
+            layer.setPReLU(slopes)
+        }
+        let residual = inputs.count > 3 ? inputs[3] : nil
+        if let residual, residual.shape != [1, m, oh, ow] {
+            throw node.fail("residual of shape \(residual.shape) for an output of \([1, m, oh, ow])")
+        }
+        let layerCopy = layer
+        return x.withTensor(Array(x.shape.dropFirst())) { input in
+            Value.written([1, m, oh, ow], as: [m, oh, ow]) { output in
+                if let residual {
+                    residual.withTensor([m, oh, ow]) { layerCopy.forward(input, into: output, arena: arena, residual: $0) }
+                } else {
+                    layerCopy.forward(input, into: output, arena: arena, residual: nil)
+                }
+            }
+        }
     }
 
     static func convTranspose(_ node: Node, _ inputs: [Value?], arena: Arena) throws(ONNXError) -> Value {
@@ -104,9 +119,9 @@ enum NeuralOps {
             // The common upsampling step: one GEMM and a scatter (Tensors' kernel).
             let layer = TransposedConv2x2(inChannels: c, outChannels: m, weight: weight.floatValues,
                                           bias: inputs.count > 2 ? inputs[2]?.floatValues : nil)
-            let output = Tensor(uninitialized: [m, oh, ow])
-            layer.forward(Tensor(shape: [c, h, w], values: x.floatValues), into: output, arena: arena)
-            return Value(shape: [1, m, oh, ow], floats: output.array)
+            return x.withTensor([c, h, w]) { input in
+                Value.written([1, m, oh, ow], as: [m, oh, ow]) { layer.forward(input, into: $0, arena: arena) }
+            }
         }
         var out = [Float](repeating: 0, count: m * oh * ow)
         if inputs.count > 2, let bias = inputs[2]?.floatValues {
@@ -147,6 +162,17 @@ enum NeuralOps {
         let isMax = node.op == "MaxPool"
         let c = x.shape[1], h = x.shape[2], w = x.shape[3]
         let (oh, ow) = window.outputSize(h, w, ceil: ceil)
+        if !isMax, window.dilation == (1, 1), oh > 0, ow > 0 {
+            // The two average poolings of image pyramids, on Tensors' vector kernels.
+            if k == [3, 3], window.stride == (2, 2), window.pads == [1, 1, 1, 1], includePad, !ceil {
+                return x.withTensor([c, h, w]) { input in
+                    Value.written([1, c, oh, ow], as: [c, oh, ow]) { Pooling.average3x3Stride2(input, into: $0) }
+                }
+            }
+            if k == [2, 2], window.stride == (2, 2), window.pads == [0, 0, 0, 0], h % 2 == 0, w % 2 == 0 {
+                return x.withTensor([c, h, w]) { input in Value.written([1, c, oh, ow], as: [c, oh, ow]) { Pooling.halve(input, into: $0) } }
+            }
+        }
         let xs = x.floatValues
         var out = [Float](repeating: 0, count: c * oh * ow)
         for ch in 0..<c {
@@ -229,6 +255,12 @@ enum NeuralOps {
             let ys = try (0..<oh).map { (d: Int) throws(ONNXError) in try pick(try source(d, h, oh), h) }
             let xIndex = try (0..<ow).map { (d: Int) throws(ONNXError) in try pick(try source(d, w, ow), w) }
             for ch in 0..<c { for oy in 0..<oh { for ox in 0..<ow { out[(ch * oh + oy) * ow + ox] = xs[(ch * h + ys[oy]) * w + xIndex[ox]] } } }
+        case "linear" where x.shape[0] == 1 && oh > 1 && ow > 1
+                && (transform == "align_corners" || transform == "half_pixel" || transform == "pytorch_half_pixel"):
+            // Tensors' bilinear kernel has exactly these coordinate rules (half-pixel centres clamped at the border).
+            return x.withTensor([c, h, w]) { input in
+                Value.written(size, as: [c, oh, ow]) { Resize.bilinear(input, into: $0, alignCorners: transform == "align_corners") }
+            }
         case "linear":
             func axis(_ inSize: Int, _ outSize: Int) throws(ONNXError) -> [(Int, Int, Float)] {
                 try (0..<outSize).map { (d: Int) throws(ONNXError) in
@@ -264,11 +296,13 @@ enum NeuralOps {
         let g = scale.floatValues, b = bias.floatValues, m = mean.floatValues, v = variance.floatValues
         guard g.count == c, b.count == c, m.count == c, v.count == c else { throw node.fail("parameters for \(c) channels") }
         var out = x.floatValues
-        for n in 0..<x.shape[0] {
-            for ch in 0..<c {
-                let k = g[ch] / (v[ch] + eps).squareRoot(), shift = b[ch] - m[ch] * k
-                let base = (n * c + ch) * inner
-                for i in 0..<inner { out[base + i] = out[base + i] * k + shift }
+        out.withUnsafeMutableBufferPointer { o in
+            for n in 0..<x.shape[0] {
+                for ch in 0..<c {
+                    let k = g[ch] / (v[ch] + eps).squareRoot(), shift = b[ch] - m[ch] * k
+                    let base = (n * c + ch) * inner
+                    for i in base..<(base + inner) { o[i] = o[i] * k + shift }
+                }
             }
         }
         return Value(shape: x.shape, floats: out)

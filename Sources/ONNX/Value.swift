@@ -1,3 +1,5 @@
+import Tensors
+
 /// One value flowing through an ONNX graph: a dense N-D array of floats, or of integers (shapes, indices).
 /// Row-major, batch included, as ONNX lays tensors out.
 public struct Value: Sendable {
@@ -42,5 +44,23 @@ public struct Value: Sendable {
         var copy = self
         copy.shape = shape
         return copy
+    }
+
+    /// The values seen as a Tensors tensor of `shape` (the batch axis dropped) while `body` runs, without a copy.
+    /// Read only: `body` must not write to it.
+    func withTensor<R>(_ shape: [Int], _ body: (Tensor) -> R) -> R {
+        floatValues.withUnsafeBufferPointer { values in
+            Tensor.borrowing(UnsafeMutableBufferPointer(mutating: values), shape: shape, body)
+        }
+    }
+
+    /// A value of `shape` whose floats `body` writes in full through a tensor of `tensorShape`.
+    static func written(_ shape: [Int], as tensorShape: [Int], _ body: (Tensor) -> Void) -> Value {
+        let count = shape.reduce(1, *)
+        let floats = [Float](unsafeUninitializedCapacity: count) { memory, initialized in
+            Tensor.borrowing(memory, shape: tensorShape, body)
+            initialized = count
+        }
+        return Value(shape: shape, floats: floats)
     }
 }

@@ -46,7 +46,7 @@ public enum Pooling {
 
     /// Adaptive pooling to exactly half the size: the mean of each 2x2 block, eight outputs at a time, summed in
     /// the same order as the general path.
-    static func halve(_ x: Tensor, into out: Tensor) {
+    public static func halve(_ x: Tensor, into out: Tensor) {
         let w = x.width, oh = out.height, ow = out.width
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
             for c in range {

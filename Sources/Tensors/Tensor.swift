@@ -11,6 +11,8 @@ public final class Tensor: @unchecked Sendable {
     let data: UnsafeMutablePointer<Float>
     /// The tensor whose memory a view borrows; nil when this one owns its memory.
     private let base: Tensor?
+    /// Memory lent by the caller of `borrowing` (never given back to the pool).
+    private let lent: Bool
 
     /// A zero-filled tensor.
     public convenience init(shape: [Int]) {
@@ -25,6 +27,7 @@ public final class Tensor: @unchecked Sendable {
         count = shape.reduce(1, *)
         data = TensorMemory.take(count)
         base = nil
+        lent = false
     }
 
     /// A view of channels `channels` of a (C, H, W) tensor: writes go to `base`'s memory.
@@ -34,6 +37,7 @@ public final class Tensor: @unchecked Sendable {
         count = channels.count * base.plane
         data = base.channel(channels.lowerBound)
         self.base = base.base ?? base
+        lent = false
     }
 
     /// `base`'s memory seen with another shape of at most as many values: writes go to `base`'s memory.
@@ -44,16 +48,35 @@ public final class Tensor: @unchecked Sendable {
         precondition(count <= base.count, "a view of \(shape) over \(base.count) values")
         data = base.data
         self.base = base.base ?? base
+        lent = false
+    }
+
+    private init(lending memory: UnsafeMutablePointer<Float>, shape: [Int]) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 > 0 }, "bad tensor shape \(shape)")
+        self.shape = shape
+        count = shape.reduce(1, *)
+        data = memory
+        base = nil
+        lent = true
+    }
+
+    /// `memory` (at least `shape`'s count of values) seen as a tensor while `body` runs, without a copy: for
+    /// callers whose values live in their own arrays (the ONNX runner). `body` must not keep the tensor, and
+    /// must not write to it when the memory is only readable.
+    public static func borrowing<R>(_ memory: UnsafeMutableBufferPointer<Float>, shape: [Int], _ body: (Tensor) throws -> R) rethrows -> R {
+        let tensor = Tensor(lending: memory.baseAddress!, shape: shape)
+        precondition(tensor.count <= memory.count, "a tensor of \(shape) over \(memory.count) values")
+        return try withExtendedLifetime(tensor) { try body(tensor) }
     }
 
     /// A tensor holding `values`, which must match `shape`.
     public convenience init(shape: [Int], values: [Float]) {
-        self.init(shape: shape)
+        self.init(uninitialized: shape)
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { if base == nil { TensorMemory.give(data, count) } }
+    deinit { if base == nil && !lent { TensorMemory.give(data, count) } }
 
     /// Channels, height and width of a 3-D (C, H, W) tensor.
     public var channels: Int { shape[0] }

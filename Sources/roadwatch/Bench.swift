@@ -153,7 +153,17 @@ struct ModelBench: AsyncParsableCommand {
                     }
                     times.sort()
                     let median = times[times.count / 2]
-                    if blocks {
+                    if blocks, let onnx = loaded.network as? ONNXSegmentation {
+                        // An ONNX graph has no named blocks: the time per operator type, fastest of --runs.
+                        var fastest: [String: Double] = [:]
+                        for _ in 0..<runs {
+                            for (op, seconds) in try onnx.operatorProfile(input) { fastest[op] = min(fastest[op] ?? .infinity, seconds) }
+                        }
+                        for (op, seconds) in fastest.sorted(by: { $0.value > $1.value }) where seconds > 0.0005 {
+                            print("    " + op.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%7.2f ms", seconds * 1000))
+                        }
+                        print(String(format: "    sum of fastest operators %.1f ms", fastest.values.reduce(0, +) * 1000))
+                    } else if blocks {
                         // The fastest of --runs passes for each block: the machine's noise only ever adds time.
                         var fastest: [(String, Double)] = []
                         var fastestTotal = Double.infinity
