@@ -1,3 +1,4 @@
+import Tensors
 import Foundation
 
 /// Numpy-style broadcasting for the element-wise operators.
@@ -44,10 +45,9 @@ enum Broadcast {
         let x = a.floatValues, y = b.floatValues
         let count = shape.reduce(1, *)
         if a.shape == b.shape {
-            var out = [Float](repeating: 0, count: count)
-            x.withUnsafeBufferPointer { xs in
+            let out = x.withUnsafeBufferPointer { xs in
                 y.withUnsafeBufferPointer { ys in
-                    out.withUnsafeMutableBufferPointer { o in for i in 0..<count { o[i] = f(xs[i], ys[i]) } }
+                    Elementwise.parallel(count) { range, o in for i in range { o[i] = f(xs[i], ys[i]) } }
                 }
             }
             return Value(shape: shape, floats: out)
@@ -60,28 +60,21 @@ enum Broadcast {
         if a.shape == shape, let (axis, size) = singleAxis(b.shape, rank: shape.count), size == shape[axis] {
             // One value per slice along one axis (per-channel slopes, biases, scales): no index arrays.
             let inner = shape[(axis + 1)...].reduce(1, *)
-            var out = [Float](repeating: 0, count: count)
-            if inner == 1 {  // along the last axis (a bias over channels-last rows)
-                x.withUnsafeBufferPointer { xs in
-                    y.withUnsafeBufferPointer { ys in
-                        out.withUnsafeMutableBufferPointer { o in
-                            var i = 0
-                            while i < count {
-                                for c in 0..<size { o[i + c] = f(xs[i + c], ys[c]) }
-                                i += size
+            let out = x.withUnsafeBufferPointer { xs in
+                y.withUnsafeBufferPointer { ys in
+                    if inner == 1 {  // along the last axis (a bias over channels-last rows)
+                        return Elementwise.parallel(count / size, minimumPerThread: max(1, 131072 / size), size: count) { range, o in
+                            for row in range {
+                                let start = row * size
+                                for c in 0..<size { o[start + c] = f(xs[start + c], ys[c]) }
                             }
                         }
                     }
-                }
-                return Value(shape: shape, floats: out)
-            }
-            x.withUnsafeBufferPointer { xs in
-                out.withUnsafeMutableBufferPointer { o in
-                    var i = 0
-                    while i < count {
-                        let s = y[(i / inner) % size]
-                        for j in i..<(i + inner) { o[j] = f(xs[j], s) }
-                        i += inner
+                    return Elementwise.parallel(count / inner, minimumPerThread: max(1, 131072 / inner), size: count) { range, o in
+                        for slice in range {
+                            let s = ys[slice % size], start = slice * inner
+                            for j in start..<(start + inner) { o[j] = f(xs[j], s) }
+                        }
                     }
                 }
             }
@@ -118,6 +111,26 @@ enum Broadcast {
 
 /// The element-wise operators: arithmetic, activations, comparisons.
 enum Elementwise {
+    /// A fresh array of `size` (default `n`) values, written by `body` over parts of `0..<n` on the compute
+    /// threads (each part writes only the outputs of its own range).
+    @inline(__always)
+    static func parallel(_ n: Int, minimumPerThread: Int = 131072, size: Int? = nil,
+                         _ body: (Range<Int>, UnsafeMutableBufferPointer<Float>) -> Void) -> [Float] {
+        let size = size ?? n
+        return [Float](unsafeUninitializedCapacity: size) { memory, initialized in
+            let target = memory
+            ComputeThreads.forEach(n, minimumPerThread: minimumPerThread) { range in body(range, target) }
+            initialized = size
+        }
+    }
+
+    /// `f` over every value, on the compute threads.
+    static func map(_ x: Value, _ f: (Float) -> Float) -> Value {
+        let values = x.floatValues
+        let out = values.withUnsafeBufferPointer { xs in parallel(values.count) { range, o in for i in range { o[i] = f(xs[i]) } } }
+        return Value(shape: x.shape, floats: out)
+    }
+
     static func binary(_ node: Node, _ a: Value, _ b: Value) throws(ONNXError) -> Value {
         if a.isInt && b.isInt {
             switch node.op {
@@ -133,6 +146,7 @@ enum Elementwise {
             default: break
             }
         }
+        if let fast = channelwise(node.op, a, b) { return fast }
         switch node.op {
         case "Add": return try Broadcast.floats(a, b, node, +)
         case "Sub": return try Broadcast.floats(a, b, node, -)
@@ -146,6 +160,36 @@ enum Elementwise {
         case "Less": return bool(try Broadcast.floats(a, b, node) { $0 < $1 ? 1 : 0 })
         case "Greater": return bool(try Broadcast.floats(a, b, node) { $0 > $1 ? 1 : 0 })
         default: throw node.fail("not a binary operator")
+        }
+    }
+
+    /// The operators of CNN blocks on 1xCxHxW maps, on Tensors' vector kernels: the sum of two maps, and a
+    /// per-channel bias, scale or PReLU (`a` the map, `b` one value per channel; Add and Mul either way round).
+    static func channelwise(_ op: String, _ a: Value, _ b: Value) -> Value? {
+        guard !a.isInt, !b.isInt else { return nil }
+        if op == "Add", a.shape == b.shape, a.rank == 4, a.shape[0] == 1 {
+            let shape = Array(a.shape.dropFirst())
+            return a.withTensor(shape) { x in b.withTensor(shape) { y in Value.written(a.shape, as: shape) { Ops.add(x, y, into: $0) } } }
+        }
+        func perChannel(_ map: Value, _ small: Value) -> (shape: [Int], values: [Float])? {
+            guard map.rank == 4, map.shape[0] == 1, map.shape[2] * map.shape[3] > 1,
+                  let (axis, size) = Broadcast.singleAxis(small.shape, rank: 4), axis == 1, size == map.shape[1] else { return nil }
+            return (Array(map.shape.dropFirst()), small.floatValues)
+        }
+        var map = a, other = b
+        if perChannel(a, b) == nil, op == "Add" || op == "Mul", perChannel(b, a) != nil { (map, other) = (b, a) }
+        guard let (shape, values) = perChannel(map, other) else { return nil }
+        let ones = [Float](repeating: 1, count: values.count), zeros = [Float](repeating: 0, count: values.count)
+        let (scale, shift, slopes): ([Float], [Float], [Float]?)
+        switch op {
+        case "Add": (scale, shift, slopes) = (ones, values, nil)
+        case "Sub": (scale, shift, slopes) = (ones, values.map { -$0 }, nil)
+        case "Mul": (scale, shift, slopes) = (values, zeros, nil)
+        case "PRelu": (scale, shift, slopes) = (ones, zeros, values)
+        default: return nil
+        }
+        return map.withTensor(shape) { x in
+            Value.written(map.shape, as: shape) { Ops.affine(x, scale: scale, shift: shift, prelu: slopes, into: $0) }
         }
     }
 

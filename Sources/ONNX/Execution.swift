@@ -115,7 +115,7 @@ enum Operators {
         }
         if let f = try Elementwise.unary(node) {
             let x = try input(0)
-            return [Value(shape: x.shape, floats: x.floatValues.map(f))]
+            return [Elementwise.map(x, f)]
         }
         switch node.op {
         case "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Equal", "Less", "Greater":

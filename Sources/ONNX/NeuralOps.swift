@@ -205,7 +205,13 @@ enum NeuralOps {
         guard x.rank >= 3 else { throw node.fail("input of shape \(x.shape)") }
         let outer = x.shape[0] * x.shape[1], inner = x.count / outer
         let xs = x.floatValues
-        let means = (0..<outer).map { o in xs[(o * inner)..<((o + 1) * inner)].reduce(0, +) / Float(inner) }
+        let means = xs.withUnsafeBufferPointer { values in
+            (0..<outer).map { o in
+                var sum: Float = 0
+                for i in (o * inner)..<((o + 1) * inner) { sum += values[i] }
+                return sum / Float(inner)
+            }
+        }
         return Value(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: means)
     }
 
@@ -295,6 +301,11 @@ enum NeuralOps {
         let c = x.shape[1], inner = x.count / (x.shape[0] * c)
         let g = scale.floatValues, b = bias.floatValues, m = mean.floatValues, v = variance.floatValues
         guard g.count == c, b.count == c, m.count == c, v.count == c else { throw node.fail("parameters for \(c) channels") }
+        if x.rank == 4, x.shape[0] == 1, !x.isInt {
+            let scales = (0..<c).map { g[$0] / (v[$0] + eps).squareRoot() }, shape = Array(x.shape.dropFirst())
+            let shifts = (0..<c).map { b[$0] - m[$0] * scales[$0] }
+            return x.withTensor(shape) { input in Value.written(x.shape, as: shape) { Ops.affine(input, scale: scales, shift: shifts, into: $0) } }
+        }
         var out = x.floatValues
         out.withUnsafeMutableBufferPointer { o in
             for n in 0..<x.shape[0] {

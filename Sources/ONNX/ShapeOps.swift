@@ -85,6 +85,7 @@ enum ShapeOps {
         let outer = shape[..<axis].reduce(1, *)
         let allInt = values.allSatisfy(\.isInt)
         var floats: [Float] = [], ints: [Int64] = []
+        if allInt { ints.reserveCapacity(shape.reduce(1, *)) } else { floats.reserveCapacity(shape.reduce(1, *)) }
         let sources = allInt ? [] : values.map(\.floatValues)
         for o in 0..<outer {
             for (n, value) in values.enumerated() {
