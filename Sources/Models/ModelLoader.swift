@@ -44,9 +44,9 @@ public enum ModelLoader {
 
     /// An ONNX segmentation network and its definition (`FILE.json` beside it, or the defaults), prepared at
     /// the definition's default size (1024x512 without one).
-    public static func loadONNX(_ file: URL) throws -> LoadedModel {
+    public static func loadONNX(_ file: URL, definition given: ONNXDefinition? = nil, name: String? = nil) throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: file.path) else { throw ModelStoreError("model file '\(file.path)' does not exist") }
-        let definition = try ONNXDefinition.beside(file)
+        let definition = try given ?? ONNXDefinition.beside(file)
         let size = definition.default_size.flatMap { $0.count == 2 ? ($0[0], $0[1]) : nil } ?? (1024, 512)
         let network = try ONNXSegmentation(file: file, definition: definition, size: size)
         let classes = definition.classes ?? (network.outputChannels <= 20 && network.outputChannels >= 19
@@ -61,25 +61,34 @@ public enum ModelLoader {
         }
         let inDistribution = definition.in_distribution_classes ?? min(classes.count, classes.last == "void" ? classes.count - 1 : classes.count)
         let descriptor = ModelDescriptor(
-            name: file.lastPathComponent, architecture: .onnx, summary: "ONNX model \(file.lastPathComponent)",
+            name: name ?? file.lastPathComponent, architecture: .onnx, summary: "ONNX model \(file.lastPathComponent)",
             fileName: file.lastPathComponent, url: "", sha256: "", bundled: false, defaultSize: network.fixedInputSize ?? size,
             normalization: try definition.normalization, classNames: classes, palette: palette,
             inDistributionClasses: inDistribution, licence: "as its publisher says: weights carry their training data's terms")
         return LoadedModel(descriptor: descriptor, network: network, file: file)
     }
 
-    /// Loads `spec`: a registry name, or the path of a weight file whose architecture is recognised from its
-    /// tensor names (settings then come from the registry entry of that architecture).
-    public static func load(_ spec: String, store: ModelStore = ModelStore(),
+    /// Loads `spec`: a registry name, a model added with `roadwatch models add`, or the path of a weight file
+    /// whose architecture is recognised from its tensor names (settings then come from the registry entry of
+    /// that architecture).
+    public static func load(_ spec: String, store: ModelStore = ModelStore(), users: UserModels = UserModels(),
                             progress: (@Sendable (String) -> Void)? = nil) async throws -> LoadedModel {
         if let descriptor = ModelRegistry.named(spec) {
             let file = try await store.file(for: descriptor, progress: progress)
             let network = try build(descriptor.architecture, weights: WeightSet(file: file.path, tensors: try readWeights(file)))
             return LoadedModel(descriptor: descriptor, network: network, file: file)
         }
+        if !spec.contains("/"), let entry = try users.entry(spec) {
+            let file = try await users.file(for: entry, progress: progress)
+            var loaded = try loadONNX(file, definition: entry.definition, name: entry.name)
+            loaded.descriptor.summary = entry.summary ?? loaded.descriptor.summary
+            loaded.descriptor.url = entry.url ?? ""
+            loaded.descriptor.sha256 = entry.sha256
+            return loaded
+        }
         if spec.lowercased().hasSuffix(".onnx") { return try loadONNX(URL(fileURLWithPath: spec)) }
         guard spec.contains("/") || spec.hasSuffix(".pth") || spec.hasSuffix(".safetensors") else {
-            let names = ModelRegistry.all.map(\.name).joined(separator: ", ")
+            let names = (ModelRegistry.all.map(\.name) + users.names()).joined(separator: ", ")
             throw ModelStoreError("unknown model '\(spec)' (known: \(names); or give a path to a .pth, .safetensors or .onnx file)")
         }
         let file = URL(fileURLWithPath: spec)

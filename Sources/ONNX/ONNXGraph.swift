@@ -17,6 +17,8 @@ public struct ONNXGraph: Sendable {
     public let inputs: [(name: String, shape: [Int])]
     public let outputs: [String]
     public let opset: Int
+    /// The files beside the model that hold its external data (relative paths, as the file names them).
+    public let externalFiles: [String]
 
     /// Files larger than this are refused (a lying size or an archive passed by mistake).
     public static let maximumFileBytes = 2 << 30
@@ -61,6 +63,8 @@ public struct ONNXGraph: Sendable {
             (input.name, input.type.tensorType.shape.dim.map { Int($0.dimValue) })
         }
         outputs = model.graph.output.map(\.name)
+        externalFiles = Array(Set(model.graph.initializer.filter { $0.dataLocation == 1 }
+            .compactMap { tensor in tensor.externalData.first { $0.key == "location" }?.value })).sorted()
         guard !inputs.isEmpty, !outputs.isEmpty else { throw ONNXError("ONNX model '\(path)' declares no input or no output") }
         self.constants = constants
     }

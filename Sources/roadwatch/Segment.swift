@@ -17,13 +17,17 @@ struct Segment: AsyncParsableCommand {
     @Argument(help: "Image (JPEG or PNG).")
     var image: String
 
-    @Option(name: .shortAndLong, help: "Output PNG: the segmentation blended over the image.")
-    var output: String
+    @Option(name: .shortAndLong, help: "Output PNG: the segmentation blended over the image (needed unless --class-map is given).")
+    var output: String?
 
     @Option(help: "Also write the class indices as an 8-bit gray PNG at the image's size.")
     var classMap: String?
 
     @OptionGroup var modelOptions: ModelOptions
+
+    func validate() throws {
+        guard output != nil || classMap != nil else { throw ValidationError("give --output, --class-map or both") }
+    }
 
     func run() async throws {
         var picture = try StillImage.readRGB(image)
@@ -36,12 +40,15 @@ struct Segment: AsyncParsableCommand {
         if let classMap {
             try StillImage.writePNG(Raster(width: picture.width, height: picture.height, channels: 1, samples: classes), to: classMap)
         }
-        SegmentationTint.blend(&picture, classes: classes, palette: loaded.descriptor.palette, alpha: 0.5)
-        try StillImage.writePNG(picture, to: output)
+        if let output {
+            SegmentationTint.blend(&picture, classes: classes, palette: loaded.descriptor.palette, alpha: 0.5)
+            try StillImage.writePNG(picture, to: output)
+        }
         var counts = [Int](repeating: 0, count: loaded.descriptor.classNames.count)
         for c in classes where Int(c) < counts.count { counts[Int(c)] += 1 }
         let top = counts.enumerated().sorted { $0.element > $1.element }.prefix(4)
             .map { "\(loaded.descriptor.classNames[$0.offset]) \(String(format: "%.1f", 100 * Double($0.element) / Double(classes.count)))%" }
-        print("wrote \(output) (\(loaded.descriptor.name) at \(size)): \(top.joined(separator: ", "))")
+        let written = [output, classMap].compactMap { $0 }.joined(separator: " and ")
+        print("wrote \(written) (\(loaded.descriptor.name) at \(size)): \(top.joined(separator: ", "))")
     }
 }
