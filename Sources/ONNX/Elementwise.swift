@@ -124,6 +124,18 @@ enum Elementwise {
         }
     }
 
+    /// `f` over every value eight at a time, on the compute threads.
+    static func vectorMap(_ x: Value, _ f: (VectorMath.Vector) -> VectorMath.Vector) -> Value {
+        let values = x.floatValues
+        let out = values.withUnsafeBufferPointer { xs in
+            parallel((values.count + 7) / 8, minimumPerThread: 16384, size: values.count) { range, o in
+                let start = range.lowerBound * 8, end = min(values.count, range.upperBound * 8)
+                VectorMath.apply(xs.baseAddress! + start, o.baseAddress! + start, end - start, f)
+            }
+        }
+        return Value(shape: x.shape, floats: out)
+    }
+
     /// `f` over every value, on the compute threads.
     static func map(_ x: Value, _ f: (Float) -> Float) -> Value {
         let values = x.floatValues

@@ -94,7 +94,7 @@ public final class PreparedGraph: Sendable {
                 let outputs = try Operators.execute(node, arguments, arena: arena)
                 if let start, let timing {
                     let elapsed = ContinuousClock.now - start
-                    timing(node.op == Fusion.conv ? "Conv (fused)" : node.op == BandedMatMul.op ? "MatMul (banded)" : node.op, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+                    timing(Fusion.label(node.op), Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
                 }
                 for (name, value) in zip(node.outputs, outputs) { values[name] = value }
                 for name in releases[index] { values[name] = nil }
@@ -112,6 +112,10 @@ enum Operators {
         func input(_ i: Int) throws(ONNXError) -> Value {
             guard i < inputs.count, let value = inputs[i] else { throw node.fail("input \(i) is missing") }
             return value
+        }
+        if node.op == "Erf" { return [Elementwise.vectorMap(try input(0), VectorMath.erf)] }
+        if node.op == "Gelu", try node.string("approximate", "none") == "none" {
+            return [Elementwise.vectorMap(try input(0)) { x in 0.5 * x * (1 + VectorMath.erf(x * 0.70710678118)) }]
         }
         if let f = try Elementwise.unary(node) {
             let x = try input(0)
@@ -137,6 +141,10 @@ enum Operators {
             return [try NeuralOps.resize(node, inputs)]
         case "MatMul": return [try NeuralOps.matMul(node, try input(0), try input(1))]
         case BandedMatMul.op: return [try BandedMatMul.run(node, try input(0), try input(1))]
+        case Fusion.linearOp: return [try NeuralOps.linear(node, try input(0), try input(1), try input(2))]
+        case Fusion.geluOp:
+            let divisor = try node.float("divisor", 1.4142135)
+            return [Elementwise.vectorMap(try input(0)) { x in 0.5 * x * (1 + VectorMath.erf(x / divisor)) }]
         case "Gemm": return [try NeuralOps.gemm(node, inputs)]
         case "Softmax", "LogSoftmax": return [try NeuralOps.softmax(node, try input(0))]
         case "LayerNormalization": return [try NeuralOps.layerNorm(node, inputs)]

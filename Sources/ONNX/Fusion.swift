@@ -7,6 +7,22 @@ enum Fusion {
     /// `roadwatch.slopes`.
     static let conv = "roadwatch.Conv"
 
+    /// x · W + b with a constant W (2-D) and b (1-D).
+    static let linearOp = "roadwatch.Linear"
+    /// GELU as exported from PyTorch: `Div(x, √2) → Erf → Add 1 → Mul x → Mul 0.5`; attribute `divisor`.
+    static let geluOp = "roadwatch.Gelu"
+
+    /// How a planned node's operator reads in a profile.
+    static func label(_ op: String) -> String {
+        switch op {
+        case conv: return "Conv (fused)"
+        case BandedMatMul.op: return "MatMul (banded)"
+        case linearOp: return "MatMul+Add (fused)"
+        case geluOp: return "Erf (fused GELU)"
+        default: return op
+        }
+    }
+
     static func fuse(_ plan: [Node], constants: [String: Value], dynamic: Set<String>, shapes: [String: [Int]],
                      wanted: Set<String>) -> [Node] {
         var readers: [String: [Int]] = [:]
@@ -17,7 +33,50 @@ enum Fusion {
             guard !wanted.contains(name), let list = readers[name], list.count == 1, plan[list[0]] != nil else { return nil }
             return list[0]
         }
+        /// A constant holding one float (scalar or a single-element tensor).
+        func scalar(_ name: String) -> Float? {
+            guard !dynamic.contains(name), let value = constants[name], value.count == 1, !value.isInt else { return nil }
+            return value.floats[0]
+        }
+        /// The erf form of GELU starting at the Div at `start`, when every step's output has one reader.
+        func gelu(from start: Int, divisor: Float) -> (node: Node, last: Int, removed: [Int])? {
+            guard let div = plan[start], let e = soleReader(div.outputs[0]), let erf = plan[e], erf.op == "Erf",
+                  let a = soleReader(erf.outputs[0]), let add = plan[a], add.op == "Add", add.inputs.count == 2,
+                  scalar(add.inputs[0] == erf.outputs[0] ? add.inputs[1] : add.inputs[0]) == 1,
+                  let m = soleReader(add.outputs[0]), let mul = plan[m], mul.op == "Mul", mul.inputs.count == 2,
+                  (mul.inputs[0] == add.outputs[0] ? mul.inputs[1] : mul.inputs[0]) == div.inputs[0],
+                  let h = soleReader(mul.outputs[0]), let half = plan[h], half.op == "Mul", half.inputs.count == 2,
+                  scalar(half.inputs[0] == mul.outputs[0] ? half.inputs[1] : half.inputs[0]) == 0.5 else { return nil }
+            var fused = div
+            fused.op = geluOp
+            fused.inputs = [div.inputs[0]]
+            fused.outputs = half.outputs
+            fused.attributes = ["divisor": .float(divisor)]
+            return (fused, h, [start, e, a, m])
+        }
         for index in plan.indices {
+            if let node = plan[index], node.op == "Div", node.inputs.count == 2, let divisor = scalar(node.inputs[1]),
+               let gelu = gelu(from: index, divisor: divisor) {
+                plan[gelu.last] = gelu.node
+                for removed in gelu.removed { plan[removed] = nil }
+                continue
+            }
+            if let node = plan[index], node.op == "MatMul", node.inputs.count == 2, !dynamic.contains(node.inputs[1]),
+               dynamic.contains(node.inputs[0]), let weight = constants[node.inputs[1]], weight.rank == 2,
+               BandedMatMul.bands(of: weight, perColumn: true) == nil,
+               let next = soleReader(node.outputs[0]), let add = plan[next], add.op == "Add", add.inputs.count == 2 {
+                // x · W + b: the bias is C's starting value, the GEMM adds into it.
+                let bias = add.inputs[0] == node.outputs[0] ? add.inputs[1] : add.inputs[0]
+                if !dynamic.contains(bias), let b = constants[bias], b.rank == 1, b.count == weight.shape[1] {
+                    var linear = node
+                    linear.op = linearOp
+                    linear.inputs = [node.inputs[0], node.inputs[1], bias]
+                    linear.outputs = add.outputs
+                    plan[index] = nil
+                    plan[next] = linear
+                    continue
+                }
+            }
             if let node = plan[index], node.op == "MatMul", node.inputs.count == 2 {
                 // A constant, mostly-zero 2-D operand (exported pooling or resizing matrices).
                 let (a, b) = (node.inputs[0], node.inputs[1])

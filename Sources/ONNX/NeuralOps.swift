@@ -319,6 +319,26 @@ enum NeuralOps {
         return Value(shape: x.shape, floats: out)
     }
 
+    /// x (…, K) · W (K, N) + b (N), the bias written first and the GEMM accumulating onto it.
+    static func linear(_ node: Node, _ x: Value, _ weight: Value, _ bias: Value) throws(ONNXError) -> Value {
+        let k = weight.shape[0], n = weight.shape[1]
+        guard x.rank >= 1, x.shape.last == k, bias.count == n else { throw node.fail("cannot multiply \(x.shape) by \(weight.shape) + \(bias.shape)") }
+        let rows = x.count / k, xs = x.floatValues, ws = weight.floats, bs = bias.floatValues
+        var out = [Float](unsafeUninitializedCapacity: rows * n) { memory, initialized in
+            for r in 0..<rows { for j in 0..<n { (memory.baseAddress! + r * n + j).initialize(to: bs[j]) } }
+            initialized = rows * n
+        }
+        xs.withUnsafeBufferPointer { a in
+            ws.withUnsafeBufferPointer { w in
+                out.withUnsafeMutableBufferPointer { c in
+                    Gemm.multiply(m: rows, n: n, k: k, a: a.baseAddress!, lda: k, b: w.baseAddress!, ldb: n,
+                                  c: c.baseAddress!, ldc: n, accumulate: true)
+                }
+            }
+        }
+        return Value(shape: Array(x.shape.dropLast()) + [n], floats: out)
+    }
+
     static func matMul(_ node: Node, _ a: Value, _ b: Value) throws(ONNXError) -> Value {
         var ashape = a.shape, bshape = b.shape
         if ashape.count == 1 { ashape = [1] + ashape }
@@ -373,8 +393,27 @@ enum NeuralOps {
 
     static func softmax(_ node: Node, _ x: Value) throws(ONNXError) -> Value {
         let axis = try ShapeOps.axis(try node.int("axis", -1), rank: x.rank, node)
-        var out = x.floatValues
         let isLog = node.op == "LogSoftmax"
+        if !isLog, axis == x.rank - 1, x.shape[axis] > 0, !x.isInt {
+            // Rows of the last axis (attention): vector exp, rows split over the compute threads.
+            let n = x.shape[axis], rows = x.count / n
+            let out = x.floats.withUnsafeBufferPointer { xs in
+                Elementwise.parallel(rows, minimumPerThread: max(1, 16384 / n), size: x.count) { range, o in
+                    for row in range {
+                        let source = xs.baseAddress! + row * n, target = o.baseAddress! + row * n
+                        var top = -Float.infinity
+                        for j in 0..<n { top = max(top, source[j]) }
+                        VectorMath.apply(source, target, n) { VectorMath.exp($0 - top) }
+                        var sum: Float = 0
+                        for j in 0..<n { sum += target[j] }
+                        let scale = 1 / sum
+                        for j in 0..<n { target[j] *= scale }
+                    }
+                }
+            }
+            return Value(shape: x.shape, floats: out)
+        }
+        var out = x.floatValues
         lanes(x.shape, axis: axis) { start, stride, count in
             var top = -Float.infinity
             for j in 0..<count { top = max(top, out[start + j * stride]) }
@@ -403,17 +442,26 @@ enum NeuralOps {
         let inner = x.shape[axis...].reduce(1, *), outer = x.count / inner
         let g = scale.floatValues, b = inputs.count > 2 ? inputs[2]?.floatValues : nil
         guard g.count == inner || g.count == 1 else { throw node.fail("scale of \(g.count) for rows of \(inner)") }
-        var out = x.floatValues
-        for o in 0..<outer {
-            let base = o * inner
-            var mean: Float = 0
-            for i in 0..<inner { mean += out[base + i] }
-            mean /= Float(inner)
-            var variance: Float = 0
-            for i in 0..<inner { let d = out[base + i] - mean; variance += d * d }
-            let inv = 1 / (variance / Float(inner) + eps).squareRoot()
-            for i in 0..<inner {
-                out[base + i] = (out[base + i] - mean) * inv * g[g.count == 1 ? 0 : i] + (b.map { $0[$0.count == 1 ? 0 : i] } ?? 0)
+        let gains = g.count == inner ? g : [Float](repeating: g[0], count: inner)
+        let biases = b.map { $0.count == inner ? $0 : [Float](repeating: $0.first ?? 0, count: inner) } ?? [Float](repeating: 0, count: inner)
+        guard biases.count == inner else { throw node.fail("bias of \(b?.count ?? 0) for rows of \(inner)") }
+        let values = x.floatValues
+        let out = values.withUnsafeBufferPointer { xs in
+            gains.withUnsafeBufferPointer { gain in
+                biases.withUnsafeBufferPointer { bias in
+                    Elementwise.parallel(outer, minimumPerThread: max(1, 16384 / inner), size: x.count) { range, o in
+                        for row in range {
+                            let source = xs.baseAddress! + row * inner, target = o.baseAddress! + row * inner
+                            var mean: Float = 0
+                            for i in 0..<inner { mean += source[i] }
+                            mean /= Float(inner)
+                            var variance: Float = 0
+                            for i in 0..<inner { let d = source[i] - mean; variance += d * d }
+                            let inv = 1 / (variance / Float(inner) + eps).squareRoot()
+                            for i in 0..<inner { target[i] = (source[i] - mean) * inv * gain[i] + bias[i] }
+                        }
+                    }
+                }
             }
         }
         return Value(shape: x.shape, floats: out)

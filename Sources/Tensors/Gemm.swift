@@ -11,9 +11,10 @@ public enum Gemm {
         return true
     }()
 
+    /// `C = A·B`, or `C += A·B` when `accumulate` (a bias already in C).
     public static func multiply(transposeA: Bool = false, m: Int, n: Int, k: Int,
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                c: UnsafeMutablePointer<Float>, ldc: Int) {
+                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
         _ = openBLASSingleThreaded
         let threads = ComputeThreads.count
         let transA = transposeA ? CblasTrans : CblasNoTrans
@@ -22,7 +23,7 @@ public enum Gemm {
             // Row offset into A: a row of A, or a column of Aᵀ's storage.
             let aStart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
             cblas_sgemm(CblasRowMajor, transA, CblasNoTrans, Int32(rows.count), Int32(columns.count), Int32(k),
-                        1, aStart, Int32(lda), b + columns.lowerBound, Int32(ldb), 0,
+                        1, aStart, Int32(lda), b + columns.lowerBound, Int32(ldb), accumulate ? 1 : 0,
                         c + rows.lowerBound * ldc + columns.lowerBound, Int32(ldc))
         }
         let work = m * n * k
