@@ -55,6 +55,20 @@ enum Fusion {
             return (fused, h, [start, e, a, m])
         }
         for index in plan.indices {
+            if let node = plan[index], node.op == "Mul", node.inputs.count == 2, let next = soleReader(node.outputs[0]),
+               let softmax = plan[next], softmax.op == "Softmax", softmax.attributes["roadwatch.scale"] == nil {
+                // Attention's scale before its softmax (on the last axis, by a positive constant).
+                let (x, factor) = scalar(node.inputs[1]) != nil ? (node.inputs[0], node.inputs[1]) : (node.inputs[1], node.inputs[0])
+                if let s = scalar(factor), s > 0, dynamic.contains(x), let shape = shapes[x], !shape.isEmpty,
+                   let axis = try? softmax.int("axis", -1), axis == -1 || axis == shape.count - 1 {
+                    var fused = softmax
+                    fused.inputs = [x]
+                    fused.attributes["roadwatch.scale"] = .float(s)
+                    plan[index] = nil
+                    plan[next] = fused
+                    continue
+                }
+            }
             if let node = plan[index], node.op == "Div", node.inputs.count == 2, let divisor = scalar(node.inputs[1]),
                let gelu = gelu(from: index, divisor: divisor) {
                 plan[gelu.last] = gelu.node

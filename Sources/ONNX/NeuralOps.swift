@@ -395,19 +395,19 @@ enum NeuralOps {
         let axis = try ShapeOps.axis(try node.int("axis", -1), rank: x.rank, node)
         let isLog = node.op == "LogSoftmax"
         if !isLog, axis == x.rank - 1, x.shape[axis] > 0, !x.isInt {
+            // softmax(s·x) for a fused scale s > 0 (attention's 1/√d): the row's maximum is s times x's.
             // Rows of the last axis (attention): vector exp, rows split over the compute threads.
             let n = x.shape[axis], rows = x.count / n
+            let scale = try node.float("roadwatch.scale", 1)
+            guard scale > 0 else { throw node.fail("a fused softmax scale must be positive") }
             let out = x.floats.withUnsafeBufferPointer { xs in
                 Elementwise.parallel(rows, minimumPerThread: max(1, 16384 / n), size: x.count) { range, o in
                     for row in range {
                         let source = xs.baseAddress! + row * n, target = o.baseAddress! + row * n
-                        var top = -Float.infinity
-                        for j in 0..<n { top = max(top, source[j]) }
-                        VectorMath.apply(source, target, n) { VectorMath.exp($0 - top) }
-                        var sum: Float = 0
-                        for j in 0..<n { sum += target[j] }
-                        let scale = 1 / sum
-                        for j in 0..<n { target[j] *= scale }
+                        let top = VectorMath.maximum(source, n)
+                        VectorMath.apply(source, target, n) { VectorMath.exp(($0 - top) * scale) }
+                        let inverse = 1 / VectorMath.sum(target, n)
+                        VectorMath.apply(target, target, n) { $0 * inverse }
                     }
                 }
             }

@@ -1,3 +1,4 @@
+import Tensors
 /// Operators that move values without arithmetic: reshapes, transposes, slices, concatenation, gathers.
 enum ShapeOps {
     static func axis(_ axis: Int, rank: Int, _ node: Node) throws(ONNXError) -> Int {
@@ -39,7 +40,71 @@ enum ShapeOps {
         guard x.rank > 0 else { return x }
         let permuted = perm.map { strides[$0] }
         if let ints = x.ints { return Value(shape: shape, ints: transposed(ints, shape: shape, strides: permuted)) }
+        let rank = x.rank
+        if rank >= 2, perm.last == rank - 1, x.shape[rank - 1] >= 8 {
+            return Value(shape: shape, floats: runsTransposed(x.floats, shape: shape, strides: permuted))
+        }
+        // Axes that move together merged: [outer…, A, B] → [outer…, B, A] is a batch of matrix transposes
+        // (NCHW ↔ tokens-by-channels, keys transposed for attention).
+        var groups: [[Int]] = []
+        for axis in perm {
+            if let last = groups.last?.last, axis == last + 1 { groups[groups.count - 1].append(axis) } else { groups.append([axis]) }
+        }
+        let sizes = groups.map { $0.reduce(1) { $0 * x.shape[$1] } }
+        if groups.count >= 2, groups.count <= 3, groups[groups.count - 2].first == groups.last!.last! + 1,
+           groups.count == 2 || groups[0] == Array(0..<groups[0].count) {
+            let rows = sizes[sizes.count - 1], columns = sizes[sizes.count - 2]
+            return Value(shape: shape, floats: lastTwoSwapped(x.floats, batches: x.count / (rows * columns), rows: rows, columns: columns))
+        }
         return Value(shape: shape, floats: transposed(x.floats, shape: shape, strides: permuted))
+    }
+
+    /// A permutation that keeps the last axis: whole rows of it copied at once.
+    static func runsTransposed(_ source: [Float], shape: [Int], strides: [Int]) -> [Float] {
+        let count = shape.reduce(1, *), last = shape.count - 1, run = shape[last]
+        return source.withUnsafeBufferPointer { s in
+            [Float](unsafeUninitializedCapacity: count) { o, initialized in
+                var position = [Int](repeating: 0, count: shape.count)
+                var offset = 0, i = 0
+                while i < count {
+                    (o.baseAddress! + i).initialize(from: s.baseAddress! + offset, count: run)
+                    i += run
+                    var axis = last - 1
+                    while axis >= 0 {
+                        position[axis] += 1
+                        offset += strides[axis]
+                        if position[axis] < shape[axis] { break }
+                        offset -= strides[axis] * shape[axis]
+                        position[axis] = 0
+                        axis -= 1
+                    }
+                }
+                initialized = count
+            }
+        }
+    }
+
+    /// Batches of rows x columns matrices transposed, in 16x16 tiles so reads and writes both stay in cache.
+    static func lastTwoSwapped(_ source: [Float], batches: Int, rows: Int, columns: Int) -> [Float] {
+        let plane = rows * columns
+        return source.withUnsafeBufferPointer { s in
+            [Float](unsafeUninitializedCapacity: batches * plane) { o, initialized in
+                let s = s.baseAddress!, o = o.baseAddress!
+                let bands = (rows + 15) / 16
+                ComputeThreads.forEach(batches * bands, minimumPerThread: max(1, 4096 / max(1, columns))) { range in
+                    for index in range {
+                        let b = index / bands, r0 = (index % bands) * 16
+                        let from = s + b * plane, to = o + b * plane
+                        for c0 in stride(from: 0, to: columns, by: 16) {
+                            for r in r0..<min(rows, r0 + 16) {
+                                for c in c0..<min(columns, c0 + 16) { (to + c * rows + r).initialize(to: from[r * columns + c]) }
+                            }
+                        }
+                    }
+                }
+                initialized = batches * plane
+            }
+        }
     }
 
     /// `source` read in the order of `shape`, whose axes step through it by `strides`: the output is walked

@@ -10,7 +10,8 @@ enum VectorMath {
     @inline(__always)
     static func exp(_ value: Vector) -> Vector {
         // Clamped so that n stays in [-126, 127] (x ≤ 127.5·ln 2; softmax and GELU only ever pass x ≤ 0).
-        let x = pointwiseMin(pointwiseMax(value, Vector(repeating: -87.33654)), Vector(repeating: 88.37626))
+        let low = Vector(repeating: -87.33654), high = Vector(repeating: 88.37626)
+        let x = value.replacing(with: low, where: value .< low).replacing(with: high, where: value .> high)
         // n = round(x·log2 e) by the 1.5·2^23 trick: the sum's low mantissa bits hold n.
         let shifted = x * 1.44269504088896341 + 12582912
         let n = shifted - 12582912
@@ -66,5 +67,32 @@ enum VectorMath {
             let r = f(v)
             for j in 0..<(count - i) { target[i + j] = r[j] }
         }
+    }
+
+    /// The largest of `count` values (-infinity for none).
+    @inline(__always)
+    static func maximum(_ source: UnsafePointer<Float>, _ count: Int) -> Float {
+        var best = Vector(repeating: -.infinity), i = 0
+        while i + 8 <= count {
+            let v = UnsafeRawPointer(source + i).loadUnaligned(as: Vector.self)
+            best = best.replacing(with: v, where: v .> best)
+            i += 8
+        }
+        var top = best.max()
+        while i < count { top = max(top, source[i]); i += 1 }
+        return top
+    }
+
+    /// The sum of `count` values, eight partial sums at a time.
+    @inline(__always)
+    static func sum(_ source: UnsafePointer<Float>, _ count: Int) -> Float {
+        var partial = Vector(), i = 0
+        while i + 8 <= count {
+            partial += UnsafeRawPointer(source + i).loadUnaligned(as: Vector.self)
+            i += 8
+        }
+        var total = partial.sum()
+        while i < count { total += source[i]; i += 1 }
+        return total
     }
 }

@@ -211,6 +211,32 @@ enum HandMade {
 /// Operators the fixtures do not reach, against naive loops.
 @Suite("ONNX operators against naive loops")
 struct ONNXOperatorTests {
+    /// Every permutation of a rank-4 value (runs kept, matrix transposes of merged axes, the general walk)
+    /// against index arithmetic.
+    @Test("Transpose: all 24 permutations of a 2x3x4x9 value")
+    func transposeAllPermutations() throws {
+        let shape = [2, 3, 4, 9], strides = [108, 36, 9, 1]
+        let values = (0..<216).map { Float($0) }
+        func permutations(_ items: [Int]) -> [[Int]] {
+            items.count <= 1 ? [items] : items.flatMap { item in permutations(items.filter { $0 != item }).map { [item] + $0 } }
+        }
+        for perm in permutations([0, 1, 2, 3]) {
+            let node = Node(name: "t", op: "Transpose", domain: "", inputs: ["x"], outputs: ["y"], attributes: ["perm": .ints(perm.map(Int64.init))])
+            let out = try ShapeOps.transpose(node, Value(shape: shape, floats: values))
+            let outShape = perm.map { shape[$0] }
+            #expect(out.shape == outShape)
+            var index = 0, wrong = 0
+            for a in 0..<outShape[0] { for b in 0..<outShape[1] { for c in 0..<outShape[2] { for d in 0..<outShape[3] {
+                let position = [a, b, c, d]
+                var source = 0
+                for (axis, p) in perm.enumerated() { source += position[axis] * strides[p] }
+                if out.floats[index] != values[source] { wrong += 1 }
+                index += 1
+            } } } }
+            #expect(wrong == 0, "perm \(perm): \(wrong) values wrong")
+        }
+    }
+
     /// The vector exp and erf that softmax and GELU use, against Foundation's expf and erff over their ranges.
     @Test("vector exp within 2 ulp of expf, vector erf within 2e-7 of erff")
     func vectorMath() {
