@@ -5,31 +5,45 @@ import Tensors
 public enum ScoreMaps {
     /// Upsamples a grid (gw x gh) to width x height: bilinear with half-pixel centres, or nearest
     /// (`floor(dst · in / out)`).
-    public static func upsample(_ grid: [Float], gridWidth gw: Int, gridHeight gh: Int, width: Int, height: Int, bilinear: Bool) -> [Float] {
+    /// With `stride` > 1 only every `stride`-th row and column from 0 is made (the values those pixels have in
+    /// the full map): ⌈width/stride⌉ x ⌈height/stride⌉ values.
+    public static func upsample(_ grid: [Float], gridWidth gw: Int, gridHeight gh: Int, width: Int, height: Int, bilinear: Bool,
+                                stride: Int = 1) -> [Float] {
         if bilinear {
             let source = Tensor(shape: [1, gh, gw], values: grid)
-            let out = Tensor(uninitialized: [1, height, width])
-            Resize.bilinear(source, into: out, alignCorners: false)
-            return out.array
+            return Resize.bilinear(source, width: width, height: height, stride: stride, alignCorners: false).array
         }
-        var out = [Float](repeating: 0, count: width * height)
-        let columns = (0..<width).map { min(gw - 1, $0 * gw / width) }
-        for y in 0..<height {
+        let columns = Swift.stride(from: 0, to: width, by: stride).map { min(gw - 1, $0 * gw / width) }
+        var out: [Float] = []
+        out.reserveCapacity(columns.count * ((height + stride - 1) / stride))
+        for y in Swift.stride(from: 0, to: height, by: stride) {
             let row = min(gh - 1, y * gh / height) * gw
-            for x in 0..<width { out[y * width + x] = grid[row + columns[x]] }
+            for column in columns { out.append(grid[row + column]) }
+        }
+        return out
+    }
+
+    /// `values` (width x height, row-major) at every `stride`-th row and column from 0.
+    public static func sampled<T>(_ values: [T], width: Int, height: Int, stride: Int) -> [T] {
+        guard stride > 1 else { return values }
+        var out: [T] = []
+        out.reserveCapacity(((width + stride - 1) / stride) * ((height + stride - 1) / stride))
+        for y in Swift.stride(from: 0, to: height, by: stride) {
+            for x in Swift.stride(from: 0, to: width, by: stride) { out.append(values[y * width + x]) }
         }
         return out
     }
 
     /// The baselines on the logits bilinearly resized to width x height, over the first `classes` channels:
     /// max-logit (−max), MSP (−max log-softmax, rank-equal to 1 − max softmax) and softmax entropy.
-    public static func baselines(logits: Tensor, classes: Int, width: Int, height: Int) -> (maxLogit: [Float], msp: [Float], entropy: [Float]) {
+    /// With `stride` > 1, only at every `stride`-th row and column (the values those pixels have at full size).
+    public static func baselines(logits: Tensor, classes: Int, width: Int, height: Int, stride: Int = 1)
+        -> (maxLogit: [Float], msp: [Float], entropy: [Float]) {
         var resized = logits
-        if logits.width != width || logits.height != height {
-            resized = Tensor(uninitialized: [logits.channels, height, width])
-            Resize.bilinear(logits, into: resized, alignCorners: false)
+        if logits.width != width || logits.height != height || stride > 1 {
+            resized = Resize.bilinear(logits, width: width, height: height, stride: stride, alignCorners: false)
         }
-        let n = width * height
+        let n = resized.plane
         var maxLogit = [Float](repeating: 0, count: n)
         var msp = [Float](repeating: 0, count: n)
         var entropy = [Float](repeating: 0, count: n)
@@ -63,18 +77,20 @@ public enum ScoreMaps {
     /// The cluster method's score map at width x height. `negativeMaxLogit` (−m(p) at that size) is needed
     /// by d1 and d3 only.
     public static func clusters(_ analysis: GridAnalysis, variant: ScoreVariant, width: Int, height: Int,
-                                negativeMaxLogit: [Float]? = nil) -> [Float] {
+                                negativeMaxLogit: [Float]? = nil, stride: Int = 1) -> [Float] {
         let gw = analysis.gridWidth, gh = analysis.gridHeight
         switch variant {
         case .d2b:
-            return upsample(analysis.gridScore, gridWidth: gw, gridHeight: gh, width: width, height: height, bilinear: true)
+            return upsample(analysis.gridScore, gridWidth: gw, gridHeight: gh, width: width, height: height, bilinear: true, stride: stride)
         case .d2n:
-            return upsample(analysis.gridScore, gridWidth: gw, gridHeight: gh, width: width, height: height, bilinear: false)
+            return upsample(analysis.gridScore, gridWidth: gw, gridHeight: gh, width: width, height: height, bilinear: false, stride: stride)
         case .d1, .d3:
-            guard let negativeMaxLogit, negativeMaxLogit.count == width * height else {
+            let count = ((width + stride - 1) / stride) * ((height + stride - 1) / stride)
+            guard let negativeMaxLogit, negativeMaxLogit.count == count else {
                 preconditionFailure("variants d1 and d3 need −max-logit at the output size")
             }
-            let ood = upsample(analysis.oodCells.map { $0 ? 1 : 0 }, gridWidth: gw, gridHeight: gh, width: width, height: height, bilinear: false)
+            let ood = upsample(analysis.oodCells.map { $0 ? 1 : 0 }, gridWidth: gw, gridHeight: gh, width: width, height: height,
+                               bilinear: false, stride: stride)
             if variant == .d1 {
                 return zip(negativeMaxLogit, ood).map { $0 + 1000 * $1 }
             }

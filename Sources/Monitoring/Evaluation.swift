@@ -20,13 +20,14 @@ public enum Evaluation {
         return try Monitor(model: model, configuration: configuration)
     }
 
-    /// The score maps of one frame at its size, in `methods` order (higher = more anomalous).
-    public static func scoreMaps(_ done: MonitoredFrame, classes: Int, settings: MethodSettings) -> [[Float]] {
+    /// The score maps of one frame at its size, in `methods` order (higher = more anomalous); with
+    /// `stride` > 1 only at every `stride`-th row and column from 0 (`ScoreMaps.sampled` picks the labels).
+    public static func scoreMaps(_ done: MonitoredFrame, classes: Int, settings: MethodSettings, stride: Int = 1) -> [[Float]] {
         guard let kept = done.kept else { preconditionFailure("the monitor must keep its tensors for evaluation") }
         let width = done.frame.image.width, height = done.frame.image.height
-        let baselines = ScoreMaps.baselines(logits: kept.logits, classes: classes, width: width, height: height)
+        let baselines = ScoreMaps.baselines(logits: kept.logits, classes: classes, width: width, height: height, stride: stride)
         let clusters = ScoreMaps.clusters(done.analysis, variant: settings.score, width: width, height: height,
-                                          negativeMaxLogit: baselines.maxLogit)
+                                          negativeMaxLogit: baselines.maxLogit, stride: stride)
         return [clusters, baselines.maxLogit, baselines.msp, baselines.entropy]
     }
 }
@@ -107,7 +108,9 @@ public enum VideoEvaluation {
     public struct Result: Sendable {
         public var frames: Int
         public var metrics: [String: DetectionMetrics]
+        /// Pixels pooled for the metrics, and the stride they were taken at (1: every pixel).
         public var pixels: Int
+        public var pixelStride: Int
         public var cleanFrames: Int
         /// Pixels flagged on frames whose mask has no anomaly, as a fraction of those frames' pixels.
         public var cleanFalseAlarmFraction: Double
@@ -124,13 +127,15 @@ public enum VideoEvaluation {
         URL(fileURLWithPath: masks).appendingPathComponent(String(format: "%05d.png", frame)).path
     }
 
-    /// `masks` nil: every frame is clean. `poolsPixels` false skips the pooled AP/FPR95 (their memory grows
-    /// with the clip); the alarm metrics are always computed.
+    /// `masks` nil: every frame is clean. `poolsPixels` false skips the pooled AP/FPR95; `pixelStride` pools
+    /// only every `pixelStride`-th row and column of each frame (the pooled memory is about 17 bytes per
+    /// pooled pixel: a 1,000-frame 720p clip at stride 8 pools 14.4 M pixels). The alarm metrics always use
+    /// every pixel.
     public static func run(video: String, masks: String?, every: Int, model: LoadedModel, size: FrameSize,
-                           settings: MethodSettings, poolsPixels: Bool = true,
+                           settings: MethodSettings, poolsPixels: Bool = true, pixelStride: Int = 1,
                            onWarning: @escaping @Sendable (String) -> Void = { _ in },
                            onFrame: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> Result {
-        precondition(every >= 1)
+        precondition(every >= 1 && pixelStride >= 1)
         let monitor = try Evaluation.monitor(model: model, size: size, settings: settings, independentFrames: false)
         let cold = KMeans(clusters: settings.clusterCounts[0], maxIterations: settings.maxIterations,
                           tolerance: settings.tolerance, seed: settings.seed)
@@ -169,8 +174,9 @@ public enum VideoEvaluation {
             var reference: KMeansResult?
             if kmeans.warm, let features = done.kept?.features { reference = cold.run(FeatureVectors.normalized(features)) }
             if poolsPixels {
-                let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
-                let truth = labels ?? [UInt8](repeating: GroundTruth.inDistribution, count: done.mask.count)
+                let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings, stride: pixelStride)
+                let truth = labels.map { ScoreMaps.sampled($0, width: image.width, height: image.height, stride: pixelStride) }
+                    ?? [UInt8](repeating: GroundTruth.inDistribution, count: maps[0].count)
                 pool.withLock { $0.add(labels: truth, scores: maps) }
             }
             let clean = !(labels?.contains(GroundTruth.anomaly) ?? false)
@@ -197,7 +203,7 @@ public enum VideoEvaluation {
         guard t.scored > 0 else { throw JobError("'\(video)' has no frames to score") }
         func mean<T: BinaryInteger>(_ xs: [T]) -> Double { xs.isEmpty ? .nan : Double(xs.reduce(0, +)) / Double(xs.count) }
         return pool.withLock { pool in
-            Result(frames: t.scored, metrics: pool.metrics(), pixels: pool.count, cleanFrames: t.cleanFrames,
+            Result(frames: t.scored, metrics: pool.metrics(), pixels: pool.count, pixelStride: pixelStride, cleanFrames: t.cleanFrames,
                    cleanFalseAlarmFraction: t.cleanPixels > 0 ? Double(t.cleanFlagged) / Double(t.cleanPixels) : 0,
                    firstIterations: t.first ?? 0, warmIterations: mean(t.warm), coldIterations: mean(t.cold),
                    inertiaRatio: t.ratios.isEmpty ? .nan : t.ratios.reduce(0, +) / Double(t.ratios.count),

@@ -141,6 +141,16 @@ public enum Resize {
                 fraction.append(Float(s - Double(l)))
             }
         }
+
+        /// Entries 0, stride, 2·stride, …
+        func every(_ stride: Int) -> Axis {
+            var picked = self
+            let indices = Swift.stride(from: 0, to: lower.count, by: stride)
+            picked.lower = indices.map { lower[$0] }
+            picked.upper = indices.map { upper[$0] }
+            picked.fraction = indices.map { fraction[$0] }
+            return picked
+        }
     }
 
     /// Bilinear resize of every channel to `out`'s size. `alignCorners` as PyTorch's flag: true maps the corner
@@ -160,10 +170,26 @@ public enum Resize {
                  planeStride: out.planeStride, alignCorners: alignCorners)
     }
 
+    /// The bilinear resize of `x` to `width` x `height` read only at every `stride`-th row and column from 0: a
+    /// (C, ⌈height/stride⌉, ⌈width/stride⌉) tensor equal, value for value, to those pixels of the full resize
+    /// (the same arithmetic on the same source pixels), without making the full one.
+    public static func bilinear(_ x: Tensor, width: Int, height: Int, stride: Int, alignCorners: Bool) -> Tensor {
+        precondition(stride >= 1 && width >= 1 && height >= 1)
+        let ys = Axis(from: x.height, to: height, alignCorners: alignCorners).every(stride)
+        let xs = Axis(from: x.width, to: width, alignCorners: alignCorners).every(stride)
+        let out = Tensor(uninitialized: [x.channels, ys.lower.count, xs.lower.count])
+        bilinear(x, into: out.data, ys: ys, xs: xs, rowStride: out.width, planeStride: out.plane)
+        return out
+    }
+
     static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, height oh: Int, width ow: Int, rowStride: Int,
                          planeStride: Int, alignCorners: Bool) {
-        let ys = Axis(from: x.height, to: oh, alignCorners: alignCorners)
-        let xs = Axis(from: x.width, to: ow, alignCorners: alignCorners)
+        bilinear(x, into: base, ys: Axis(from: x.height, to: oh, alignCorners: alignCorners),
+                 xs: Axis(from: x.width, to: ow, alignCorners: alignCorners), rowStride: rowStride, planeStride: planeStride)
+    }
+
+    static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, ys: Axis, xs: Axis, rowStride: Int, planeStride: Int) {
+        let oh = ys.lower.count, ow = xs.lower.count
         let w = x.width
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
             var rowA = [Float](repeating: 0, count: ow), rowB = [Float](repeating: 0, count: ow)

@@ -137,3 +137,31 @@ struct ClusterThresholdTests {
         #expect(abs(Double(maps.entropy[1]) - log(2.0)) < 1e-6)
     }
 }
+
+@Suite("Score maps at a pixel stride")
+struct SampledScoreMapTests {
+    /// The sampled maps are the full maps' values at every stride-th row and column, bit for bit (eval video
+    /// pools them; the metrics must be those of exactly those pixels).
+    @Test("baselines, cluster maps and labels at strides 2, 3 and 8 equal the full maps sampled")
+    func sampledEqualsFull() {
+        let logits = Tensor(shape: [5, 7, 11], values: (0..<385).map { Float(($0 * 7919) % 1000) / 97 - 5 })
+        let (width, height) = (61, 37)
+        let full = ScoreMaps.baselines(logits: logits, classes: 4, width: width, height: height)
+        let grid = (0..<(6 * 4)).map { Float(($0 * 37) % 11) }
+        for stride in [2, 3, 8] {
+            let part = ScoreMaps.baselines(logits: logits, classes: 4, width: width, height: height, stride: stride)
+            #expect(part.maxLogit == ScoreMaps.sampled(full.maxLogit, width: width, height: height, stride: stride))
+            #expect(part.msp == ScoreMaps.sampled(full.msp, width: width, height: height, stride: stride))
+            #expect(part.entropy == ScoreMaps.sampled(full.entropy, width: width, height: height, stride: stride))
+            for bilinear in [true, false] {
+                let whole = ScoreMaps.upsample(grid, gridWidth: 6, gridHeight: 4, width: width, height: height, bilinear: bilinear)
+                let some = ScoreMaps.upsample(grid, gridWidth: 6, gridHeight: 4, width: width, height: height, bilinear: bilinear, stride: stride)
+                #expect(some == ScoreMaps.sampled(whole, width: width, height: height, stride: stride))
+            }
+            let count = ((width + stride - 1) / stride) * ((height + stride - 1) / stride)
+            #expect(part.maxLogit.count == count)
+        }
+        let labels = (0..<(5 * 3)).map { UInt8($0) }
+        #expect(ScoreMaps.sampled(labels, width: 5, height: 3, stride: 2) == [0, 2, 4, 10, 12, 14])
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TestKit
 @testable import Models
+import ONNX
 
 /// Seeded random mutations of real weight files through both parsers: every input must either load or be
 /// refused with a `WeightError`; a crash, a hang or any other error fails the run.
@@ -97,6 +98,29 @@ struct WeightFuzzTests {
                 record("tiny zip .pth", .loaded)
             } catch {
                 record("tiny zip .pth", refusal(error, file: path))
+            }
+        }
+        // ONNX files: the transformer fixture, and the ESPNetv2 graph whose weights are external data in the
+        // safetensors file beside it (mutations reach the offsets, lengths and locations). A refusal is an
+        // ONNXError naming the file in one line.
+        let onnxFixtures = Shared.repositoryRoot.appendingPathComponent("Tests/ONNXTests/Fixtures")
+        try FileManager.default.copyItem(atPath: Shared.path("models/espnetv2-cityscapes/espnetv2_s_2.0_city_1024x512.safetensors"),
+                                         toPath: scratch.path("espnetv2_s_2.0_city_1024x512.safetensors"))
+        for (fixture, kind, runs, hot) in [("segformer-tiny.onnx", "SegFormer-shaped .onnx", 200, 40_000),
+                                           ("espnetv2-512x256.onnx", "ESPNetv2 .onnx (external data)", 200, 1_082_091)] {
+            let original = try [UInt8](Data(contentsOf: onnxFixtures.appendingPathComponent(fixture)))
+            let target = scratch.path("fuzz.onnx")
+            for _ in 0..<(runs * scale) {
+                try Data(mutator.mutate(original, hot: hot)).write(to: URL(fileURLWithPath: target))
+                do {
+                    _ = try ONNXGraph(path: target)
+                    record(kind, .loaded)
+                } catch {
+                    if !error.description.contains(target) || error.description.contains("\n") {
+                        Issue.record("an ONNX refusal that does not name the file in one line: \(error.description)")
+                    }
+                    record(kind, .refused)
+                }
             }
         }
         let seconds = Date().timeIntervalSince(started)
