@@ -27,6 +27,11 @@ public final class Monitor: Sendable {
         public var ignore: IgnoreMask?
         /// Called after each stage with its name and the frame index (tests use it to add random delays).
         public var afterStage: (@Sendable (String, Int) async -> Void)?
+        /// At most this many frames between the source and the sink (nil: one per stage). A new frame is read
+        /// only when one has left, so a live source hands over its newest frame then: with several cameras on
+        /// few cores, a frame waits for the cores instead of in the stages' queues (latency), while the cores
+        /// stay busy with the other cameras' frames.
+        public var maxFramesInFlight: Int?
 
         public init(size: FrameSize, settings: MethodSettings = .default, overlay: OverlayMode = .heat,
                     computeThreads: Int? = nil) {
@@ -95,13 +100,16 @@ public final class Monitor: Sendable {
         let summary = SummaryBuilder(settings: c.settings)
         let sourceError = ErrorSlot()
         let independent = c.independentFrames
+        let admission = c.maxFramesInFlight.map { FrameAdmission(limit: $0) }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
                 defer { toBackbone.finish() }
                 do {
-                    for try await frame in frames {
-                        if isStopping { break }
+                    var iterator = frames.makeAsyncIterator()
+                    while true {
+                        await admission?.enter()
+                        guard !isStopping, let frame = try await iterator.next() else { break }
                         await toBackbone.send(FrameTrace(frame: frame, independent: independent))
                     }
                 } catch {
@@ -132,6 +140,7 @@ public final class Monitor: Sendable {
                 for await done in toSink {
                     try await sink(done)
                     summary.record(done)
+                    admission?.leave()
                 }
             }
             // Not `waitForAll()`: it waits for every task before raising the first error, and after a sink
@@ -225,4 +234,41 @@ final class ErrorSlot: Sendable {
     private let slot = Mutex<(any Error)?>(nil)
     func set(_ error: any Error) { slot.withLock { if $0 == nil { $0 = error } } }
     var value: (any Error)? { slot.withLock { $0 } }
+}
+
+/// Counts the frames inside a monitor: `enter` waits while `limit` are in, `leave` lets the next one in.
+final class FrameAdmission: Sendable {
+    private struct State {
+        var inside = 0
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    func enter() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let admitted = state.withLock { s -> Bool in
+                if s.inside < limit {
+                    s.inside += 1
+                    return true
+                }
+                s.waiting.append(continuation)
+                return false
+            }
+            if admitted { continuation.resume() }
+        }
+    }
+
+    func leave() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiting.isEmpty {
+                s.inside -= 1
+                return nil
+            }
+            return s.waiting.removeFirst()  // the place passes straight to the one waiting
+        }
+        next?.resume()
+    }
 }

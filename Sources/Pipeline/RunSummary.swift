@@ -30,6 +30,8 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public var method: MethodSettings
     /// Decoded-to-sink latency of every processed frame, in seconds (not written; its percentiles are).
     public var latencies: [Double] = []
+    /// The process's peak resident memory when the run ended (set by `run`, whose process is the run alone).
+    public var peakMemoryMB: Double?
 
     public init(method: MethodSettings) { self.method = method }
 
@@ -45,6 +47,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
     }
 
     private enum Keys: String, CodingKey {
+        case peak_rss_mb
         case input, outputs, frames_in, frames_processed, frames_dropped, reconnects, seconds, fps, stage_ms, kmeans,
              anomaly_frames, regions, interrupted, method, latency_ms, events
     }
@@ -74,6 +77,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         try c.encode(interrupted, forKey: .interrupted)
         try c.encodeIfPresent(events, forKey: .events)
         try c.encode(method, forKey: .method)
+        try c.encodeIfPresent(peakMemoryMB.map { Self.round($0, 10) }, forKey: .peak_rss_mb)
         try c.encode(Latency(p50: Self.round(latency(percentile: 50) * 1000, 10), p99: Self.round(latency(percentile: 99) * 1000, 10),
                              max: Self.round(latency(percentile: 100) * 1000, 10)), forKey: .latency_ms)
     }
@@ -99,6 +103,7 @@ public struct RunSummary: Sendable, Codable, Equatable {
         regionTracks = try c.decode(Int.self, forKey: .regions)
         interrupted = try c.decode(Bool.self, forKey: .interrupted)
         events = try c.decodeIfPresent(Int.self, forKey: .events)
+        peakMemoryMB = try c.decodeIfPresent(Double.self, forKey: .peak_rss_mb)
         let latency = try c.decode(Latency.self, forKey: .latency_ms)
         latencies = [latency.p50, latency.p99, latency.max].map { $0 / 1000 }
     }

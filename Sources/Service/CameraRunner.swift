@@ -43,6 +43,7 @@ public final class CameraRunner: Sendable {
     private let model: LoadedModel
     private let size: FrameSize
     private let threads: Int?
+    private let framesInFlight: Int?
     private let logger: Logger
     private let status: Mutex<CameraStatus>
     private let control = Mutex<(stopping: Bool, run: RunControl?)>((false, nil))
@@ -50,7 +51,7 @@ public final class CameraRunner: Sendable {
     private let onRecord: @Sendable (CameraConfig, EventRecord) -> Void
     private let onFrame: @Sendable (CameraConfig, MonitoredFrame) -> Void
 
-    public init(config: CameraConfig, output: String, model: LoadedModel, defaultSize: FrameSize, threads: Int?,
+    public init(config: CameraConfig, output: String, model: LoadedModel, defaultSize: FrameSize, threads: Int?, framesInFlight: Int? = nil,
                 logger: Logger, onRecord: @escaping @Sendable (CameraConfig, EventRecord) -> Void = { _, _ in },
                 onFrame: @escaping @Sendable (CameraConfig, MonitoredFrame) -> Void = { _, _ in }) {
         self.config = config
@@ -58,6 +59,7 @@ public final class CameraRunner: Sendable {
         self.model = model
         size = config.size ?? defaultSize
         self.threads = threads
+        self.framesInFlight = framesInFlight
         var logger = logger
         logger[metadataKey: "camera"] = .string(config.name)
         self.logger = logger
@@ -110,6 +112,7 @@ public final class CameraRunner: Sendable {
                 var configuration = Monitor.Configuration(size: size, settings: config.method, overlay: config.overlay,
                                                           computeThreads: threads)
                 configuration.ignore = config.mask
+                configuration.maxFramesInFlight = framesInFlight
                 let monitor = try Monitor(model: model, configuration: configuration)
                 let run = RunControl(monitor: monitor)
                 let stopNow = control.withLock { c -> Bool in

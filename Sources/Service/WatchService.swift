@@ -21,9 +21,13 @@ public final class WatchService: Sendable {
                 onFrame: @escaping @Sendable (CameraConfig, MonitoredFrame) -> Void = { _, _ in }) throws {
         self.config = config
         self.logger = logger
+        // With more cameras than cores, each camera's frames take turns through its stages instead of queueing
+        // in them: the cores stay busy with the other cameras, and a frame's latency is its own work.
+        let enabled = config.cameras.filter(\.enabled).count
+        let inFlight = enabled > 1 ? max(1, 2 * ProcessInfo.processInfo.activeProcessorCount / enabled) : nil
         cameras = config.cameras.map {
             CameraRunner(config: $0, output: config.output, model: model, defaultSize: defaultSize, threads: config.threads,
-                         logger: logger, onRecord: onRecord, onFrame: onFrame)
+                         framesInFlight: inFlight, logger: logger, onRecord: onRecord, onFrame: onFrame)
         }
         // Every size a camera asks for must suit the model before anything opens.
         for camera in config.cameras {

@@ -258,14 +258,39 @@ struct FrameList: AsyncSequence, Sendable {
     func makeAsyncIterator() -> Iterator { Iterator(frames: frames) }
 }
 
+extension SuiteBench {
+    /// Runs `roadwatch run CLIP --size SIZE` as a child process and reads its summary: frames per second and
+    /// the child's own peak memory.
+    static func runProcess(clip: String, size: String) throws -> (fps: Double, peakMB: Double) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("roadwatch-bench-run-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let summaryPath = folder.appendingPathComponent("summary.json").path
+        let process = Process()
+        process.executableURL = Bundle.main.executableURL
+        process.arguments = ["run", clip, "-o", folder.appendingPathComponent("out.mp4").path, "--size", size, "--quiet",
+                             "--no-events-log", "--summary-json", summaryPath]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: summaryPath) else {
+            throw RoadwatchError("bench: 'roadwatch run \(clip) --size \(size)' failed (exit \(process.terminationStatus))")
+        }
+        let summary = try JSONDecoder().decode(RunSummary.self, from: data)
+        return (summary.framesPerSecond, summary.peakMemoryMB ?? .nan)
+    }
+}
+
 /// `roadwatch bench` (`bench all`): the figures the speed work is judged by, in one run, as a table and JSON.
 struct SuiteBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Forward pass at both sizes and thread counts against sgemm, pipeline vs sequential, warm vs cold K-Means, peak RSS.",
+        abstract: "Forward pass of both models at both sizes and thread counts, sgemm, pipeline vs sequential, warm vs cold K-Means, run end to end with its peak memory.",
         discussion: """
-            JSON keys: forward.<WxH>.<threads>.{ms, gflops}, sgemm_gflops.<threads>, pipeline.{fps, sequential_fps, \
-            forward_fps, ratio}, kmeans.{warm_iterations, cold_iterations, iteration_ratio, inertia_ratio}, peak_rss_mb. \
+            JSON keys: forward.<WxH>.<threads>.{ms, gflops}, espnet_forward.<WxH>.<threads>.ms, sgemm_gflops.<threads>, \
+            pipeline.{fps, sequential_fps, forward_fps, ratio}, kmeans.{warm_iterations, cold_iterations, iteration_ratio, \
+            inertia_ratio}, run.<WxH>.{fps, peak_rss_mb} (roadwatch run end to end in its own process, annotated video \
+            written), peak_rss_mb (this process). \
             Takes a few minutes on 2 cores; run it with nothing else busy.
             """
     )
@@ -377,11 +402,44 @@ struct SuiteBench: AsyncParsableCommand {
         result["kmeans"] = kmeansResult
         print("K-Means K=\(kmeans.clusters) over \(counted) frames: warm \(kmeansResult["warm_iterations"]!) iterations, cold \(kmeansResult["cold_iterations"]!), inertia warm/cold \(kmeansResult["inertia_ratio"]!)")
 
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let peak = Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+        // ESPNet's forward at the same settings (skipped, with a line, when its weights cannot be had).
+        do {
+            let espnet = try await ModelLoader.load("espnet-cityscapes", progress: { Console.info($0) })
+            var rows: [String: Any] = [:]
+            for sizeText in ["512x256", "1024x512"] {
+                let size = FrameSize(parsing: sizeText)!
+                let input = Tensor(shape: [3, size.height, size.width])
+                for i in 0..<input.count { input.buffer[i] = Float((i * 7919) % 255) / 255 - 0.5 }
+                var perThreads: [String: Any] = [:]
+                for threads in [1, 2] {
+                    ComputeThreads.set(threads)
+                    _ = espnet.network.forward(input)
+                    var times: [Double] = []
+                    for _ in 0..<runs { times.append(clock.measure { _ = espnet.network.forward(input) }.seconds) }
+                    let median = times.sorted()[times.count / 2]
+                    perThreads["\(threads)"] = ["ms": (median * 1000).rounded2]
+                    print("ESPNet forward \(sizeText) \(threads) thread(s): \(String(format: "%.1f", median * 1000)) ms")
+                }
+                rows[sizeText] = perThreads
+            }
+            result["espnet_forward"] = rows
+        } catch {
+            print("ESPNet forward: not measured (\(error))")
+        }
+
+        // `run` end to end (decode, monitor, annotated H.264 out) in a process of its own, so its peak memory
+        // is the run's, not this benchmark's.
+        var runFigures: [String: Any] = [:]
+        for sizeText in ["512x256", "1024x512"] {
+            let figures = try Self.runProcess(clip: try clip ?? Demo.sample(), size: sizeText)
+            runFigures[sizeText] = ["fps": figures.fps.rounded2, "peak_rss_mb": figures.peakMB.rounded2]
+            print("run \(sizeText) end to end: \(String(format: "%.2f", figures.fps)) fps, peak memory \(String(format: "%.0f", figures.peakMB)) MB")
+        }
+        result["run"] = runFigures
+
+        let peak = PeakMemory.megabytes
         result["peak_rss_mb"] = peak.rounded2
-        print("peak RSS \(String(format: "%.1f", peak)) MB")
+        print("peak RSS of this benchmark process \(String(format: "%.1f", peak)) MB")
         if let json { try writeJSON(result, to: json) }
     }
 }

@@ -113,6 +113,7 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
         onWarning: { Console.warning($0) })
     progress.finish()
     summary.interrupted = trap.signal != nil
+    summary.peakMemoryMB = PeakMemory.megabytes
     if let path = sourceOptions.summaryJson { try JSONFile.write(summary, to: path) }
     print(RunReport.lines(summary, output: output).joined(separator: "\n"))
     if let path = options.eventsPath { print("events: \(path)") }
@@ -173,7 +174,7 @@ enum RunReport {
             "per frame: \(stages)",
             "latency (decoded to written): p50 \(ms(50)) ms, p99 \(ms(99)) ms; \(summary.framesIn) frames in, \(summary.framesDropped) dropped, \(summary.reconnects) reconnects",
             "K-Means: first frame \(summary.firstIterations) iterations, warm-started frames \(String(format: "%.2f", summary.meanWarmIterations)) on average, \(summary.reseeds) re-seeded",
-        ]
+        ] + (summary.peakMemoryMB.map { [String(format: "peak memory %.0f MB", $0)] } ?? [])
     }
 }
 
@@ -239,5 +240,14 @@ struct Demo: AsyncParsableCommand {
         let here = FileManager.default.currentDirectoryPath
         print("demo: open \(here)/roadwatch-demo.mp4 (events in \(here)/roadwatch-demo.events.jsonl)")
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// This process's peak resident memory.
+enum PeakMemory {
+    static var megabytes: Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
     }
 }

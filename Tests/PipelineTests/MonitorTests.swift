@@ -51,6 +51,39 @@ struct MonitorTests {
         #expect(summary.frames == 40)
     }
 
+    /// With a limit of one frame in flight the stages take the frames strictly one after another (without it
+    /// they overlap: the same run with a limit of 3 has a stage of one frame before the last stage of the
+    /// frame before, which the test also checks so it can fail).
+    @Test("maxFramesInFlight bounds the frames between the source and the sink")
+    func framesInFlight() async throws {
+        let model = try await ModelLoader.load(ModelRegistry.defaultName)
+        for limit in [1, 3] {
+            var configuration = Monitor.Configuration(size: FrameSize(width: 64, height: 64))
+            configuration.maxFramesInFlight = limit
+            let order = Mutex<[(String, Int)]>([])
+            configuration.afterStage = { stage, index in
+                order.withLock { $0.append((stage, index)) }
+                try? await Task.sleep(for: .milliseconds(Int.random(in: 0...5)))
+            }
+            let sunk = Mutex(0)
+            let inside = Mutex((now: 0, most: 0))
+            let monitor = try Monitor(model: model, configuration: configuration)
+            _ = try await monitor.run(NumberedFrames(count: 20)) { _ in sunk.withLock { $0 += 1 } }
+            let steps = order.withLock { $0 }
+            // Frames inside = frames that ran their first stage minus frames that ran their last.
+            let last = StageTimings.names.last!, first = StageTimings.names.first!
+            for (stage, _) in steps {
+                inside.withLock { s in
+                    if stage == first { s.now += 1; s.most = max(s.most, s.now) }
+                    if stage == last { s.now -= 1 }
+                }
+            }
+            let most = inside.withLock { $0.most }
+            #expect(sunk.withLock { $0 } == 20)
+            if limit == 1 { #expect(most == 1, "at most one frame inside, saw \(most)") } else { #expect(most > 1 && most <= 3, "saw \(most)") }
+        }
+    }
+
     @Test("stop() ends the run after the frames already read, and they all come out")
     func stopDrains() async throws {
         let model = try await ModelLoader.load(ModelRegistry.defaultName)
