@@ -35,6 +35,13 @@ public final class PixelPool {
     /// Pixels kept so far.
     public var count: Int { positive.count }
 
+    /// Makes room for `pixels` more at once (the clip's length is known up front): growing by appends would
+    /// leave up to as much again unused.
+    public func reserve(_ pixels: Int) {
+        positive.reserveCapacity(positive.count + pixels)
+        for m in scores.indices { scores[m].reserveCapacity(scores[m].count + pixels) }
+    }
+
     /// Adds one image: its labels (0 = in-distribution, 2 = anomaly, anything else ignored) and one
     /// score map per method, in `methods` order, each the size of `labels`.
     public func add(labels: [UInt8], scores maps: [[Float]]) {
@@ -48,7 +55,6 @@ public final class PixelPool {
         }
         for (m, map) in maps.enumerated() {
             map.withUnsafeBufferPointer { p in
-                scores[m].reserveCapacity(scores[m].count + kept.count)
                 for i in kept { scores[m].append(p[i]) }
             }
         }

@@ -154,6 +154,10 @@ public enum VideoEvaluation {
         }
         let tally = Mutex(Tally())
         let pool = Mutex(PixelPool(methods: Evaluation.methods))
+        if poolsPixels, let frames = source.info.frameCount, source.info.width > 0, source.info.height > 0 {
+            let perFrame = ((source.info.width + pixelStride - 1) / pixelStride) * ((source.info.height + pixelStride - 1) / pixelStride)
+            pool.withLock { $0.reserve(((frames + every - 1) / every) * perFrame) }
+        }
         let classes = model.descriptor.inDistributionClasses
         let started = ContinuousClock.now
         _ = try await monitor.run(source.filter { $0.index % every == 0 }) { done in

@@ -66,4 +66,30 @@ struct EvalCommandTests {
     func unknownVariant() throws {
         try expectOneLine(["eval", "road-anomaly", Shared.path("data/road_anomaly_dev"), "--variant", "d9"], naming: "d9", saying: "--variant")
     }
+
+    /// `--pixel-stride` pools every Nth row and column: the pooled count follows, the stride is reported, the
+    /// alarm metrics (every pixel) do not change, and the AP of the same clip stays close.
+    @Test("eval video --pixel-stride: pooled pixels, the stride in the JSON, alarms unchanged")
+    func pixelStride() throws {
+        let scratch = try ScratchDirectory("evalstride")
+        let clip = Shared.path("data/videos/synthetic_fox_solidWhiteRight")
+        var reports: [[String: Any]] = []
+        for stride in [1, 4] {
+            let json = scratch.path("s\(stride).json")
+            let run = try RoadwatchBinary.run(["eval", "video", clip + "/video.mp4", "--masks", clip + "/masks", "--size", "512x256",
+                                               "--every", "8", "--pixel-stride", String(stride), "--quiet", "--json", json], timeout: 600)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains(stride == 1 ? "(every pixel)" : "(every 4th row and column)"), "\(run.stdout)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+            #expect(object["pixel_stride"] as? Int == stride)
+            reports.append(object)
+        }
+        let frames = try #require(reports[0]["frames"] as? Int), full = try #require(reports[0]["pixels"] as? Int)
+        let strided = try #require(reports[1]["pixels"] as? Int)
+        #expect(frames == 28 && full <= frames * 960 * 540 && full > frames * 960 * 540 * 9 / 10, "\(full)")
+        #expect(strided <= frames * 240 * 135 && abs(Double(strided) * 16 / Double(full) - 1) < 0.02, "\(strided) of \(full)")
+        #expect(NSDictionary(dictionary: reports[0]["alarms"] as? [String: Any] ?? [:]) == NSDictionary(dictionary: reports[1]["alarms"] as? [String: Any] ?? ["": 1]))
+        let ap = { (r: [String: Any]) in ((r["methods"] as? [String: Any])?["max-logit"] as? [String: Any])?["AP"] as? Double ?? -1 }
+        #expect(ap(reports[0]) > 0 && abs(ap(reports[0]) - ap(reports[1])) < 0.25 * ap(reports[0]), "\(ap(reports[0])) vs \(ap(reports[1]))")
+    }
 }
