@@ -243,9 +243,15 @@ struct Demo: AsyncParsableCommand {
     }
 }
 
-/// This process's peak resident memory.
+/// This process's peak resident memory: VmHWM of /proc/self/status (the high-water mark of this program's
+/// own memory; `getrusage`'s ru_maxrss on Linux also counts what the parent held when it started this one).
 enum PeakMemory {
     static var megabytes: Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            return kilobytes / 1024
+        }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
