@@ -156,7 +156,8 @@ public enum VideoEvaluation {
         let pool = Mutex(PixelPool(methods: Evaluation.methods))
         if poolsPixels, let frames = source.info.frameCount, source.info.width > 0, source.info.height > 0 {
             let perFrame = ((source.info.width + pixelStride - 1) / pixelStride) * ((source.info.height + pixelStride - 1) / pixelStride)
-            pool.withLock { $0.reserve(((frames + every - 1) / every) * perFrame) }
+            // Capped: a container that lies about its length must not reserve gigabytes up front.
+            pool.withLock { $0.reserve(min(1 << 26, ((frames + every - 1) / every) * perFrame)) }
         }
         let classes = model.descriptor.inDistributionClasses
         let started = ContinuousClock.now

@@ -134,7 +134,7 @@ enum Fusion {
                 case "PRelu" where act.inputs.count == 2 && !dynamic.contains(act.inputs[1]):
                     // One slope per channel, shaped to broadcast along the channel axis only.
                     if let given = constants[act.inputs[1]], given.count == channels,
-                       given.shape == [channels] || Array(given.shape.drop(while: { $0 == 1 })) == [channels] + [Int](repeating: 1, count: max(0, given.shape.drop(while: { $0 == 1 }).count - 1)) {
+                       let (axis, _) = Broadcast.singleAxis(given.shape, rank: shape.count), axis == 1 {
                         slopes = given.floatValues
                     }
                 case "Relu": slopes = [Float](repeating: 0, count: channels)

@@ -40,10 +40,7 @@ enum ShapeOps {
         guard x.rank > 0 else { return x }
         let permuted = perm.map { strides[$0] }
         if let ints = x.ints { return Value(shape: shape, ints: transposed(ints, shape: shape, strides: permuted)) }
-        let rank = x.rank
-        if rank >= 2, perm.last == rank - 1, x.shape[rank - 1] >= 8 {
-            return Value(shape: shape, floats: runsTransposed(x.floats, shape: shape, strides: permuted))
-        }
+        guard x.count > 0 else { return Value(shape: shape, floats: []) }
         // Axes that move together merged: [outer…, A, B] → [outer…, B, A] is a batch of matrix transposes
         // (NCHW ↔ tokens-by-channels, keys transposed for attention).
         var groups: [[Int]] = []
@@ -57,31 +54,6 @@ enum ShapeOps {
             return Value(shape: shape, floats: lastTwoSwapped(x.floats, batches: x.count / (rows * columns), rows: rows, columns: columns))
         }
         return Value(shape: shape, floats: transposed(x.floats, shape: shape, strides: permuted))
-    }
-
-    /// A permutation that keeps the last axis: whole rows of it copied at once.
-    static func runsTransposed(_ source: [Float], shape: [Int], strides: [Int]) -> [Float] {
-        let count = shape.reduce(1, *), last = shape.count - 1, run = shape[last]
-        return source.withUnsafeBufferPointer { s in
-            [Float](unsafeUninitializedCapacity: count) { o, initialized in
-                var position = [Int](repeating: 0, count: shape.count)
-                var offset = 0, i = 0
-                while i < count {
-                    (o.baseAddress! + i).initialize(from: s.baseAddress! + offset, count: run)
-                    i += run
-                    var axis = last - 1
-                    while axis >= 0 {
-                        position[axis] += 1
-                        offset += strides[axis]
-                        if position[axis] < shape[axis] { break }
-                        offset -= strides[axis] * shape[axis]
-                        position[axis] = 0
-                        axis -= 1
-                    }
-                }
-                initialized = count
-            }
-        }
     }
 
     /// Batches of rows x columns matrices transposed, in 16x16 tiles so reads and writes both stay in cache.
@@ -108,7 +80,8 @@ enum ShapeOps {
     }
 
     /// `source` read in the order of `shape`, whose axes step through it by `strides`: the output is walked
-    /// in order with the source offset kept incrementally (no index array).
+    /// in order with the source offset kept incrementally (no index array), rows of a last axis that stays
+    /// last copied whole.
     static func transposed<T>(_ source: [T], shape: [Int], strides: [Int]) -> [T] {
         let count = shape.reduce(1, *), last = shape.count - 1
         guard count > 0 else { return [] }
@@ -118,8 +91,12 @@ enum ShapeOps {
                 var offset = 0, i = 0
                 let inner = shape[last], step = strides[last]
                 while i < count {
-                    var p = offset
-                    for j in i..<(i + inner) { (o.baseAddress! + j).initialize(to: s[p]); p += step }
+                    if step == 1 {  // the last axis stays last: its rows are copied whole
+                        (o.baseAddress! + i).initialize(from: s.baseAddress! + offset, count: inner)
+                    } else {
+                        var p = offset
+                        for j in i..<(i + inner) { (o.baseAddress! + j).initialize(to: s[p]); p += step }
+                    }
                     i += inner
                     var axis = last - 1
                     while axis >= 0 {

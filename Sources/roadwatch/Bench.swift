@@ -259,6 +259,33 @@ struct FrameList: AsyncSequence, Sendable {
 }
 
 extension SuiteBench {
+    /// Median forward time and GFLOP/s of `model` at 512x256 and 1024x512 with 1 and 2 threads:
+    /// `[size: [threads: ["ms", "gflops"]]]`, each setting printed as it is measured.
+    static func forwardTimes(_ model: LoadedModel, label: String, runs: Int) -> [String: Any] {
+        let clock = ContinuousClock()
+        var forward: [String: Any] = [:]
+        for sizeText in ["512x256", "1024x512"] {
+            let size = FrameSize(parsing: sizeText)!
+            let input = Tensor(shape: [3, size.height, size.width])
+            for i in 0..<input.count { input.buffer[i] = Float((i * 7919) % 255) / 255 - 0.5 }
+            var perThreads: [String: Any] = [:]
+            for threads in [1, 2] {
+                ComputeThreads.set(threads)
+                OperationCounter.reset()
+                _ = model.network.forward(input)
+                let macs = OperationCounter.macs
+                var times: [Double] = []
+                for _ in 0..<runs { times.append(clock.measure { _ = model.network.forward(input) }.seconds) }
+                let median = times.sorted()[times.count / 2]
+                let gflops = 2 * Double(macs) / median / 1e9
+                perThreads["\(threads)"] = ["ms": (median * 1000).rounded2, "gflops": gflops.rounded2]
+                print("\(label) \(sizeText) \(threads) thread(s): \(String(format: "%.1f", median * 1000)) ms, \(String(format: "%.1f", gflops)) GFLOP/s")
+            }
+            forward[sizeText] = perThreads
+        }
+        return forward
+    }
+
     /// Runs `roadwatch run CLIP --size SIZE` as a child process and reads its summary: frames per second and
     /// the child's own peak memory.
     static func runProcess(clip: String, size: String) throws -> (fps: Double, peakMB: Double) {
@@ -287,7 +314,7 @@ struct SuiteBench: AsyncParsableCommand {
         commandName: "all",
         abstract: "Forward pass of both models at both sizes and thread counts, sgemm, pipeline vs sequential, warm vs cold K-Means, run end to end with its peak memory.",
         discussion: """
-            JSON keys: forward.<WxH>.<threads>.{ms, gflops}, espnet_forward.<WxH>.<threads>.ms, sgemm_gflops.<threads>, \
+            JSON keys: forward.<WxH>.<threads>.{ms, gflops}, espnet_forward.<WxH>.<threads>.{ms, gflops}, sgemm_gflops.<threads>, \
             pipeline.{fps, sequential_fps, forward_fps, ratio}, kmeans.{warm_iterations, cold_iterations, iteration_ratio, \
             inertia_ratio}, run.<WxH>.{fps, peak_rss_mb} (roadwatch run end to end in its own process, annotated video \
             written), peak_rss_mb (this process). \
@@ -319,29 +346,10 @@ struct SuiteBench: AsyncParsableCommand {
         if let json, json != "-" { try OutputChecks.writable(json, what: "JSON file") }
         let model = try await ModelLoader.load(ModelRegistry.defaultName, progress: { Console.info($0) })
         var result: [String: Any] = [:]
-        let clock = ContinuousClock()
 
         // Forward pass of the default model, and the same threads' sgemm.
-        var forward: [String: Any] = [:], sgemm: [String: Any] = [:]
-        for sizeText in ["512x256", "1024x512"] {
-            let size = FrameSize(parsing: sizeText)!
-            let input = Tensor(shape: [3, size.height, size.width])
-            for i in 0..<input.count { input.buffer[i] = Float((i * 7919) % 255) / 255 - 0.5 }
-            var perThreads: [String: Any] = [:]
-            for threads in [1, 2] {
-                ComputeThreads.set(threads)
-                OperationCounter.reset()
-                _ = model.network.forward(input)
-                let macs = OperationCounter.macs
-                var times: [Double] = []
-                for _ in 0..<runs { times.append(clock.measure { _ = model.network.forward(input) }.seconds) }
-                let median = times.sorted()[times.count / 2]
-                let gflops = 2 * Double(macs) / median / 1e9
-                perThreads["\(threads)"] = ["ms": (median * 1000).rounded2, "gflops": gflops.rounded2]
-                print("forward \(sizeText) \(threads) thread(s): \(String(format: "%.1f", median * 1000)) ms, \(String(format: "%.1f", gflops)) GFLOP/s")
-            }
-            forward[sizeText] = perThreads
-        }
+        var sgemm: [String: Any] = [:]
+        let forward = Self.forwardTimes(model, label: "forward", runs: runs)
         for threads in [1, 2] {
             ComputeThreads.set(threads)
             let g = GemmProbe.sgemmGFLOPS()
@@ -405,24 +413,7 @@ struct SuiteBench: AsyncParsableCommand {
         // ESPNet's forward at the same settings (skipped, with a line, when its weights cannot be had).
         do {
             let espnet = try await ModelLoader.load("espnet-cityscapes", progress: { Console.info($0) })
-            var rows: [String: Any] = [:]
-            for sizeText in ["512x256", "1024x512"] {
-                let size = FrameSize(parsing: sizeText)!
-                let input = Tensor(shape: [3, size.height, size.width])
-                for i in 0..<input.count { input.buffer[i] = Float((i * 7919) % 255) / 255 - 0.5 }
-                var perThreads: [String: Any] = [:]
-                for threads in [1, 2] {
-                    ComputeThreads.set(threads)
-                    _ = espnet.network.forward(input)
-                    var times: [Double] = []
-                    for _ in 0..<runs { times.append(clock.measure { _ = espnet.network.forward(input) }.seconds) }
-                    let median = times.sorted()[times.count / 2]
-                    perThreads["\(threads)"] = ["ms": (median * 1000).rounded2]
-                    print("ESPNet forward \(sizeText) \(threads) thread(s): \(String(format: "%.1f", median * 1000)) ms")
-                }
-                rows[sizeText] = perThreads
-            }
-            result["espnet_forward"] = rows
+            result["espnet_forward"] = Self.forwardTimes(espnet, label: "ESPNet forward", runs: runs)
         } catch {
             print("ESPNet forward: not measured (\(error))")
         }
