@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// `.ci/sanitize` builds only the modules with pointer code and their test suites under AddressSanitizer
+/// (`ROADWATCH_SANITIZE_SUBSET=1`): the service, the web layer and the binary would add the whole server stack
+/// (NIO, Hummingbird, GRDB, the HTTP client) to a second, instrumented build without adding pointer code.
+let sanitizeSubset = Context.environment["ROADWATCH_SANITIZE_SUBSET"] != nil
+let outsideSubset: Set<String> = ["Service", "Web", "roadwatch", "RoadwatchCLITests", "ServiceTests", "WebTests"]
+
 let package = Package(
     name: "roadwatch",
     platforms: [.macOS(.v14)],
@@ -156,3 +162,8 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if sanitizeSubset {
+    package.targets.removeAll { outsideSubset.contains($0.name) }
+    package.products.removeAll { outsideSubset.contains($0.name) }
+}
