@@ -38,9 +38,19 @@ public enum FeatureVectors {
         let c = features.channels, n = features.plane
         var rows = [Float](repeating: 0, count: n * c)
         rows.withUnsafeMutableBufferPointer { r in
-            for ch in 0..<c {
-                let plane = features.channelBuffer(ch)
-                for i in 0..<n { r[i * c + ch] = plane[i] }
+            // Eight channels at a time: eight planes read in order, eight neighbouring values written per point
+            // (one channel at a time writes a single float per row, a cache miss each).
+            var ch = 0
+            while ch < c {
+                let block = min(8, c - ch)
+                let planes = (0..<block).map { features.channelBuffer(ch + $0).baseAddress! }
+                planes.withUnsafeBufferPointer { p in
+                    for i in 0..<n {
+                        let row = r.baseAddress! + i * c + ch
+                        for t in 0..<block { row[t] = p[t][i] }
+                    }
+                }
+                ch += block
             }
             for i in 0..<n {
                 let row = r.baseAddress! + i * c
@@ -84,5 +94,101 @@ extension Confidence {
             }
         }
         return result
+    }
+}
+
+/// What the monitor keeps of the decoder's scores: the max-logit grid, and when asked the class map and the
+/// class of each grid cell.
+public struct ScoreSummary: Sendable {
+    /// `m_s`: the mean of the max-logit over each `cell` x `cell` block (row-major grid).
+    public var cellConfidence: [Float]
+    /// The argmax over every channel at each pixel, when asked for.
+    public var classMap: [UInt8]?
+    /// `Confidence.cellClasses` of the scores, when asked for.
+    public var cellClasses: [UInt8]?
+}
+
+extension Confidence {
+    /// `cellMeans(maxLogit(…))`, the class map (`Ops.argmax`) and `cellClasses` of `scores`, value for value, read
+    /// one band of grid rows at a time: a coarse tensor with its final resize is never made whole (at 1024x512 the
+    /// full scores are 42 MB a frame).
+    public static func summary(_ scores: ClassScores, classes: Int, cell: Int, classMap wantsMap: Bool,
+                               cellClasses wantsCellClasses: Bool) -> ScoreSummary {
+        let w = scores.width, h = scores.height, k = scores.channels
+        precondition(w % cell == 0 && h % cell == 0 && classes >= 1 && classes <= k)
+        let gw = w / cell
+        var grid = [Float](repeating: 0, count: gw * (h / cell))
+        var map = wantsMap ? [UInt8](repeating: 0, count: w * h) : []
+        var cellBest = [Float](repeating: -.infinity, count: wantsCellClasses ? grid.count : 0)
+        var cellClass = [UInt8](repeating: 0, count: cellBest.count)
+        var maxLogit: [Float] = [], best: [Float] = [], sums = [Float](repeating: 0, count: gw)
+        // Eight grid rows a band: small enough to stay in the cache, large enough that the band's resize keeps
+        // both compute threads busy.
+        scores.bands(rows: cell * 8) { first, band in
+            let rows = band.height, plane = band.plane
+            if maxLogit.count < plane { maxLogit = [Float](repeating: 0, count: plane) }
+            maxLogit.withUnsafeMutableBufferPointer { m in
+                // As Ops.channelMax over the first `classes` channels.
+                m.baseAddress!.update(from: band.channelBuffer(0).baseAddress!, count: plane)
+                for c in 1..<max(classes, 1) {
+                    let p = band.channelBuffer(c).baseAddress!
+                    for i in 0..<plane where p[i] > m[i] { m[i] = p[i] }
+                }
+                // As cellMeans: each block summed row by row, left to right.
+                for by in 0..<(rows / cell) {
+                    let gy = first / cell + by
+                    for gx in 0..<gw {
+                        var sum: Float = 0
+                        for y in (by * cell)..<((by + 1) * cell) {
+                            let row = m.baseAddress! + y * w + gx * cell
+                            for x in 0..<cell { sum += row[x] }
+                        }
+                        grid[gy * gw + gx] = sum / Float(cell * cell)
+                    }
+                }
+            }
+            if wantsMap {
+                // As Ops.argmax over every channel: the first of equal maxima.
+                if best.count < plane { best = [Float](repeating: 0, count: plane) }
+                best.withUnsafeMutableBufferPointer { b in
+                map.withUnsafeMutableBufferPointer { out in
+                    let o = out.baseAddress! + first * w
+                    b.baseAddress!.update(from: band.channelBuffer(0).baseAddress!, count: plane)
+                    o.update(repeating: 0, count: plane)
+                    for c in 1..<max(k, 1) {
+                        let p = band.channelBuffer(c).baseAddress!
+                        for i in 0..<plane where p[i] > b[i] {
+                            b[i] = p[i]
+                            o[i] = UInt8(truncatingIfNeeded: c)
+                        }
+                    }
+                }
+                }
+            }
+            if wantsCellClasses {
+                // As cellClasses: per class, each block's sum of row sums; the first class of the largest.
+                for c in 0..<classes {
+                    let p = band.channelBuffer(c).baseAddress!
+                    for by in 0..<(rows / cell) {
+                        let gy = first / cell + by
+                        for i in 0..<gw { sums[i] = 0 }
+                        for y in (by * cell)..<((by + 1) * cell) {
+                            let row = y * w
+                            for gx in 0..<gw {
+                                var s: Float = 0
+                                let start = row + gx * cell
+                                for x in start..<(start + cell) { s += p[x] }
+                                sums[gx] += s
+                            }
+                        }
+                        for gx in 0..<gw where sums[gx] > cellBest[gy * gw + gx] {
+                            cellBest[gy * gw + gx] = sums[gx]
+                            cellClass[gy * gw + gx] = UInt8(c)
+                        }
+                    }
+                }
+            }
+        }
+        return ScoreSummary(cellConfidence: grid, classMap: wantsMap ? map : nil, cellClasses: wantsCellClasses ? cellClass : nil)
     }
 }

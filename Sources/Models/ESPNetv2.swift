@@ -97,9 +97,20 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
     }
 
     public func decoder(_ encoded: BackboneOutput, capture: Capture?) -> Tensor {
-        decoderArenas.with { decoder(encoded, capture: capture, arena: $0) }
+        decoderScores(encoded, capture: capture).materialized()
     }
 
+    /// The last decoder level at half the input size, and its bilinear resize (align corners) to the input size.
+    public func decoderScores(_ encoded: BackboneOutput) -> ClassScores {
+        decoderScores(encoded, capture: nil)
+    }
+
+    private func decoderScores(_ encoded: BackboneOutput, capture: Capture?) -> ClassScores {
+        let d4 = decoderArenas.with { decoder(encoded, capture: capture, arena: $0) }
+        return .resized(d4, width: d4.width * 2, height: d4.height * 2, alignCorners: true)
+    }
+
+    /// The decoder up to its last level (a fresh tensor: it outlives the arena's turn).
     private func decoder(_ encoded: BackboneOutput, capture: Capture?, arena a: Arena) -> Tensor {
         guard let l1 = encoded.maps["l1"], let l2 = encoded.maps["l2"], let l3 = encoded.maps["l3"], let l4 = encoded.maps["l4"] else {
             preconditionFailure("ESPNetv2 decoder needs the l1...l4 maps of its own backbone")
@@ -116,12 +127,10 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         dec3.forward(y3, into: d3, arena: a)
         capture?("bu_dec_l3", d3)
         let y4 = upAndMerge(d3, skip: l1, merge: merge4, bn: br4, slopes: br4Slopes, level: 4, capture: capture, arena: a)
-        let d4 = a.tensor("d4", [20, y4.height, y4.width])
+        let d4 = Tensor(uninitialized: [20, y4.height, y4.width])
         dec4.forward(y4, into: d4, arena: a)
         capture?("bu_dec_l4", d4)
-        let logits = Tensor(uninitialized: [20, y4.height * 2, y4.width * 2])
-        Resize.bilinear(d4, into: logits, alignCorners: true)
-        return logits
+        return d4
     }
 
     /// `BR(up2(y) + merge(skip))`: one step up the decoder.

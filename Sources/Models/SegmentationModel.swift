@@ -39,11 +39,15 @@ public protocol SegmentationModel: AnyObject, Sendable {
 
     func backbone(_ input: Tensor, capture: Capture?) -> BackboneOutput
     func decoder(_ backbone: BackboneOutput, capture: Capture?) -> Tensor
+    /// The decoder's scores as `decoder` gives them, possibly still as a coarse tensor and its final resize (for
+    /// consumers that summarise them a band at a time). By default the full tensor.
+    func decoderScores(_ backbone: BackboneOutput) -> ClassScores
 }
 
 extension SegmentationModel {
     public var fixedInputSize: (width: Int, height: Int)? { nil }
     public func prepare(width: Int, height: Int) -> String? { nil }
+    public func decoderScores(_ backbone: BackboneOutput) -> ClassScores { .tensor(decoder(backbone, capture: nil)) }
 
     /// Both stages in one call: (features, logits).
     public func forward(_ input: Tensor, capture: Capture? = nil) -> (features: Tensor, logits: Tensor) {

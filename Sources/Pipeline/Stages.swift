@@ -56,21 +56,21 @@ public actor DecoderStage {
     public func process(_ input: consuming EncodedFrame) -> ScoredFrame {
         var trace = input.trace
         let encoded = input.encoded
-        let ((logits, cells, classes, drivable), seconds) = timed { () -> (Tensor, [Float], [UInt8]?, [Bool]?) in
-            let logits = model.network.decoder(encoded, capture: nil)
-            let inDistribution = model.descriptor.inDistributionClasses
+        let ((logits, cells, classes, drivable), seconds) = timed { () -> (Tensor?, [Float], [UInt8]?, [Bool]?) in
+            // The scores are summarised a band at a time; the full-size tensor is made only when it is kept.
+            let scores = model.network.decoderScores(encoded)
             let stride = model.network.featureStride
-            let maxLogit = Confidence.maxLogit(logits, classes: inDistribution)
-            let cells = Confidence.cellMeans(maxLogit, width: logits.width, height: logits.height, cell: stride)
-            let classes = wantsClasses ? Ops.argmax(logits).map { UInt8(truncatingIfNeeded: $0) } : nil
+            let summary = Confidence.summary(scores, classes: model.descriptor.inDistributionClasses, cell: stride,
+                                             classMap: wantsClasses, cellClasses: roadClass != nil)
+            let cells = summary.cellConfidence
             var drivable: [Bool]?
-            if let roadClass {
-                drivable = ChangeAlarm.drivable(classes: Confidence.cellClasses(logits, classes: inDistribution, cell: stride),
-                                                roadClass: roadClass, width: logits.width / stride, height: logits.height / stride)
+            if let roadClass, let cellClasses = summary.cellClasses {
+                drivable = ChangeAlarm.drivable(classes: cellClasses, roadClass: roadClass,
+                                                width: scores.width / stride, height: scores.height / stride)
             } else if drivableEverywhere {
                 drivable = [Bool](repeating: true, count: cells.count)
             }
-            return (logits, cells, classes, drivable)
+            return (keepsTensors ? scores.materialized() : nil, cells, summary.classMap, drivable)
         }
         trace.timings.decoder = seconds
         // Only the clustering features travel on (and the logits when asked for).
@@ -78,7 +78,7 @@ public actor DecoderStage {
         return ScoredFrame(trace: trace, features: features, cellConfidence: cells,
                            gridSize: FrameSize(width: features.width, height: features.height),
                            networkSize: input.networkSize, classes: classes, drivable: drivable,
-                           kept: keepsTensors ? KeptTensors(logits: logits, features: features) : nil)
+                           kept: logits.map { KeptTensors(logits: $0, features: features) })
     }
 }
 

@@ -142,6 +142,15 @@ public enum Resize {
             }
         }
 
+        /// The entries of `range` (destination indices `range`, renumbered from 0).
+        func slice(_ range: Range<Int>) -> Axis {
+            var picked = self
+            picked.lower = Array(lower[range])
+            picked.upper = Array(upper[range])
+            picked.fraction = Array(fraction[range])
+            return picked
+        }
+
         /// Entries 0, stride, 2·stride, …
         func every(_ stride: Int) -> Axis {
             var picked = self
@@ -180,6 +189,23 @@ public enum Resize {
         let out = Tensor(uninitialized: [x.channels, ys.lower.count, xs.lower.count])
         bilinear(x, into: out.data, ys: ys, xs: xs, rowStride: out.width, planeStride: out.plane)
         return out
+    }
+
+    /// The bilinear resize of `x` to `width` x `height` handed out `rows` output rows at a time, as a (C, rows, width)
+    /// tensor (fewer rows in the last band) with the index of its first row: the same values as the whole resize,
+    /// held a band at a time. The band's memory is reused for the next one.
+    public static func bilinearBands(_ x: Tensor, width: Int, height: Int, rows: Int, alignCorners: Bool,
+                                     _ body: (_ firstRow: Int, _ band: Tensor) -> Void) {
+        precondition(rows >= 1 && width >= 1 && height >= 1)
+        let ys = Axis(from: x.height, to: height, alignCorners: alignCorners)
+        let xs = Axis(from: x.width, to: width, alignCorners: alignCorners)
+        let memory = Tensor(uninitialized: [x.channels * min(rows, height) * width])
+        for first in stride(from: 0, to: height, by: rows) {
+            let count = min(rows, height - first)
+            let band = Tensor(viewing: memory, shape: [x.channels, count, width])
+            bilinear(x, into: band.data, ys: ys.slice(first..<(first + count)), xs: xs, rowStride: width, planeStride: band.plane)
+            body(first, band)
+        }
     }
 
     static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, height oh: Int, width ow: Int, rowStride: Int,
@@ -234,6 +260,57 @@ public enum Resize {
             }
             }
             }
+        }
+    }
+}
+
+/// A network's class scores per pixel: the (C, H, W) tensor itself, or a coarser tensor and the bilinear resize
+/// that makes it, so a consumer that only summarises the scores can read them a band of rows at a time without
+/// the full-size tensor ever existing.
+public enum ClassScores: Sendable {
+    case tensor(Tensor)
+    case resized(Tensor, width: Int, height: Int, alignCorners: Bool)
+
+    public var channels: Int {
+        switch self {
+        case .tensor(let t): t.channels
+        case .resized(let t, _, _, _): t.channels
+        }
+    }
+
+    public var width: Int {
+        switch self {
+        case .tensor(let t): t.width
+        case .resized(_, let width, _, _): width
+        }
+    }
+
+    public var height: Int {
+        switch self {
+        case .tensor(let t): t.height
+        case .resized(_, _, let height, _): height
+        }
+    }
+
+    /// The full (C, H, W) tensor.
+    public func materialized() -> Tensor {
+        switch self {
+        case .tensor(let t):
+            return t
+        case .resized(let t, let width, let height, let alignCorners):
+            let out = Tensor(uninitialized: [t.channels, height, width])
+            Resize.bilinear(t, into: out, alignCorners: alignCorners)
+            return out
+        }
+    }
+
+    /// The scores `rows` rows at a time (a tensor is handed over whole, as one band).
+    public func bands(rows: Int, _ body: (_ firstRow: Int, _ band: Tensor) -> Void) {
+        switch self {
+        case .tensor(let t):
+            body(0, t)
+        case .resized(let t, let width, let height, let alignCorners):
+            Resize.bilinearBands(t, width: width, height: height, rows: rows, alignCorners: alignCorners, body)
         }
     }
 }
