@@ -275,11 +275,9 @@ struct PyramidPool {
             let part = Tensor(channelsOf: cat, (i * 10)..<((i + 1) * 10))
             let (bh, bw) = Self.branchSize(h, w, scale: scale)
             if scale > 1 {
-                // Upsampled straight into the zero-bordered input the 3x3 convolution reads.
-                let conv = a.tensor("pyramid.b\(i).out", [10, bh, bw])
-                stages[i].forward(resizing: p, toHeight: bh, width: bw, alignCorners: true, into: conv, arena: a,
-                                  name: "pyramid.b\(i).in")
-                Pooling.adaptiveAverage(conv, into: part)
+                // Upsampled, convolved and pooled back a band of rows at a time (the upsampled map is never whole).
+                stages[i].forward(resizing: p, toHeight: bh, width: bw, alignCorners: true, poolingInto: part, arena: a,
+                                  name: "pyramid.up")
             } else if scale < 1 {
                 let down = a.tensor("pyramid.b\(i).in", [10, bh, bw])
                 Pooling.adaptiveAverage(p, into: down)

@@ -123,6 +123,36 @@ public struct Conv2D: Sendable {
         forward(padded: padded, into: out)
     }
 
+    /// `Pooling.adaptiveAverage(conv(resize(x)), into: out)` with the resized and convolved maps made only `bandRows`
+    /// rows of `out` at a time: a band's rows of the resize (and the row above and below it the taps reach) go into a
+    /// small zero-bordered buffer, are convolved and pooled, and the buffer serves the next band. Value for value
+    /// the same as `forward(resizing:…)` into a full map and pooling it (the same arithmetic on the same values),
+    /// without the two full maps — at twice the input's size the pyramid's largest branch held 42 MB.
+    /// For a stride-1 3x3 convolution that keeps the size (padding equal to dilation).
+    public func forward(resizing x: Tensor, toHeight height: Int, width: Int, alignCorners: Bool, poolingInto out: Tensor,
+                        bandRows: Int = 16, arena: Arena, name: String) {
+        precondition(usesPadded3x3 && stride.h == 1 && padding.h == dilation.h && x.channels == inChannels)
+        precondition(out.channels == outChannels && bandRows >= 1)
+        let ys = Resize.Axis(from: x.height, to: height, alignCorners: alignCorners)
+        let xs = Resize.Axis(from: x.width, to: width, alignCorners: alignCorners)
+        let halo = padding.h, rowStride = paddedRowStride(width, outWidth: width)
+        for first in Swift.stride(from: 0, to: out.height, by: bandRows) {
+            let last = min(first + bandRows, out.height) - 1
+            // The convolution's rows the band pools, and the resized rows their taps read.
+            let c0 = Pooling.adaptiveBin(first, height, out.height).lowerBound
+            let c1 = Pooling.adaptiveBin(last, height, out.height).upperBound
+            let r0 = max(c0 - halo, 0), r1 = min(c1 + halo, height)
+            let padded = PaddedPlanes.bordered(channels: inChannels, height: c1 - c0, width: width, pad: halo,
+                                               rowStride: rowStride, arena: arena, name: name)
+            // Rows above c0 and below c1 land in the border rows (zero where the map ends).
+            Resize.bilinear(x, into: padded.origin(0) - (c0 - r0) * rowStride, ys: ys.slice(r0..<r1), xs: xs,
+                            rowStride: rowStride, planeStride: padded.planeStride)
+            let convolved = arena.tensor(name + ".band", [outChannels, c1 - c0, width])
+            forward(padded: padded, into: convolved)
+            Pooling.adaptiveAverage(convolved, firstRow: c0, of: height, into: out, rows: first..<(last + 1))
+        }
+    }
+
     /// Convolves `x` with its channels reordered (input channel `c` is `x`'s channel `channelOrder[c]`) and each
     /// passed through `value * scale + shift` and a PReLU of `slopes` (indexed by `x`'s channel) on the way into
     /// the zero-bordered input: a batch norm, activation and shuffle before a 3x3 convolution for free.

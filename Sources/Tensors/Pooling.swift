@@ -47,12 +47,17 @@ public enum Pooling {
     /// Adaptive pooling to exactly half the size: the mean of each 2x2 block, eight outputs at a time, summed in
     /// the same order as the general path.
     public static func halve(_ x: Tensor, into out: Tensor) {
-        let w = x.width, oh = out.height, ow = out.width
+        halve(x, firstRow: 0, into: out, rows: 0..<out.height)
+    }
+
+    /// Output rows `rows`, from an `x` that holds the input's rows from `firstRow` on.
+    static func halve(_ x: Tensor, firstRow: Int, into out: Tensor, rows: Range<Int>) {
+        let w = x.width, ow = out.width
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
             for c in range {
                 let src = x.channel(c), dst = out.channel(c)
-                for oy in 0..<oh {
-                    let r0 = src + 2 * oy * w, r1 = r0 + w, line = dst + oy * ow
+                for oy in rows {
+                    let r0 = src + (2 * oy - firstRow) * w, r1 = r0 + w, line = dst + oy * ow
                     var ox = 0
                     while ox + 8 <= ow {
                         let a = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
@@ -79,20 +84,27 @@ public enum Pooling {
     /// Adaptive average pooling to `out`'s size; bins may overlap and vary in length. Done separably:
     /// rows are averaged along x first, then along y (the same sums, in another order).
     public static func adaptiveAverage(_ x: Tensor, into out: Tensor) {
-        let h = x.height, w = x.width, oh = out.height, ow = out.width
-        precondition(out.channels == x.channels)
+        adaptiveAverage(x, firstRow: 0, of: x.height, into: out, rows: 0..<out.height)
+    }
+
+    /// Rows `outRows` of the adaptive average pooling of a map `fullHeight` rows tall, of which `x` holds the rows
+    /// from `firstRow` on (all the rows those output rows average).
+    static func adaptiveAverage(_ x: Tensor, firstRow: Int, of fullHeight: Int, into out: Tensor, rows outRows: Range<Int>) {
+        let h = fullHeight, w = x.width, oh = out.height, ow = out.width
+        precondition(out.channels == x.channels && firstRow >= 0 && firstRow + x.height <= h)
+        let rowBins = outRows.map { adaptiveBin($0, h, oh) }
+        precondition(rowBins.allSatisfy { $0.lowerBound >= firstRow && $0.upperBound <= firstRow + x.height })
         if h == 2 * oh && w == 2 * ow {
-            halve(x, into: out)
+            halve(x, firstRow: firstRow, into: out, rows: outRows)
             return
         }
-        let rowBins = (0..<oh).map { adaptiveBin($0, h, oh) }
         let colBins = (0..<ow).map { adaptiveBin($0, w, ow) }
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
-            var horizontal = [Float](repeating: 0, count: h * ow)
+            var horizontal = [Float](repeating: 0, count: x.height * ow)
             horizontal.withUnsafeMutableBufferPointer { hp in
                 for c in range {
                     let src = x.channel(c), dst = out.channel(c)
-                    for y in 0..<h {
+                    for y in 0..<x.height {
                         let row = src + y * w, line = hp.baseAddress! + y * ow
                         for (ox, cols) in colBins.enumerated() {
                             var sum: Float = 0
@@ -100,11 +112,11 @@ public enum Pooling {
                             line[ox] = sum / Float(cols.count)
                         }
                     }
-                    for (oy, rows) in rowBins.enumerated() {
+                    for (oy, rows) in zip(outRows, rowBins) {
                         let line = dst + oy * ow
                         for ox in 0..<ow { line[ox] = 0 }
                         for iy in rows {
-                            let source = hp.baseAddress! + iy * ow
+                            let source = hp.baseAddress! + (iy - firstRow) * ow
                             for ox in 0..<ow { line[ox] += source[ox] }
                         }
                         let scale = 1 / Float(rows.count)
