@@ -78,7 +78,7 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         level3Down.forward(l2, image: pool8, into: l3, arena: a)
         capture?("base_net.level3_0", l3)
         for (i, block) in level3.enumerated() {
-            let out = i == level3.count - 1 ? Tensor(uninitialized: l3.shape) : a.tensor("l3_\(i + 1)", l3.shape)
+            let out = i == level3.count - 1 ? Tensor(uninitialized: l3.shape) : a.tensor("l3_\((i + 1) % 2)", l3.shape)
             block.forward(l3, into: out, arena: a)
             l3 = out
             capture?("base_net.level3.\(i)", l3)
@@ -136,10 +136,11 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
     /// `BR(up2(y) + merge(skip))`: one step up the decoder.
     private func upAndMerge(_ y: Tensor, skip: Tensor, merge: PointwiseMerge, bn: BatchNorm, slopes: [Float],
                             level: Int, capture: Capture?, arena a: Arena) -> Tensor {
-        let up = a.tensor("up_l\(level)", [y.channels, skip.height, skip.width])
+        // One slot for every level's map: the level below's is dead once its pyramid has read it.
+        let up = a.tensor("up", [y.channels, skip.height, skip.width])
         Resize.bilinear(y, into: up, alignCorners: true)
         capture?("up_l\(level)", up)
-        let merged = a.tensor("merge_l\(level)", up.shape)
+        let merged = a.tensor("merge", up.shape)
         merge.forward(skip, into: merged, arena: a)
         capture?("merge_enc_dec_l\(level)", merged)
         Ops.add(up, merged, into: up)
@@ -290,9 +291,11 @@ struct PyramidPool {
         }
         // The concatenation's BN + PReLU and the channel shuffle happen while copying it into the merge
         // convolution's zero-bordered input.
-        let merged = a.tensor("pyramid.merged", [10, h, w])
+        // Slots shared with maps dead by now: the projection (read only by the branches) and the bordered input
+        // of the branches' and the merge's convolutions.
+        let merged = a.tensor("pyramid.proj", [10, h, w])
         mergeConv.forward(cat, channelOrder: Self.shuffleOrder, scale: catNorm.scale, shift: catNorm.shift, slopes: catSlopes,
-                          into: merged, arena: a, name: "pyramid.shuffled")
+                          into: merged, arena: a, name: "conv.padded")
         output.forward(merged, into: out, arena: a)
     }
 }

@@ -167,12 +167,13 @@ public final class Arena: @unchecked Sendable {
 }
 
 /// Recycles the memory of large tensors. Each frame allocates the same few large maps (the levels the decoder reads,
-/// the logits) and frees them a few frames later; fresh memory from the system costs a page fault per 4 KiB,
-/// more than filling it does. Freed blocks of at least `minimumCount` floats wait here for the next tensor of the
-/// same size, up to `budgetBytes` in all; beyond that they go back to the system.
+/// the decoder's last level) and frees them a few frames later; fresh memory from the system costs a page fault per
+/// 4 KiB, more than filling it does. Freed blocks of at least `minimumCount` floats wait here for the next tensor of
+/// the same size, up to `budgetBytes` in all (a frame's maps at 1024x512 are 54 MB); beyond that they go back to the
+/// system.
 enum TensorMemory {
     static let minimumCount = 1 << 16
-    static let budgetBytes = 96 << 20
+    static let budgetBytes = 64 << 20
     // Addresses of free blocks by size in floats, and the bytes they hold.
     private static let free = Mutex<(blocks: [Int: [UInt]], bytes: Int)>(([:], 0))
 
