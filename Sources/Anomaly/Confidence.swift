@@ -109,86 +109,24 @@ public struct ScoreSummary: Sendable {
 }
 
 extension Confidence {
-    /// `cellMeans(maxLogit(…))`, the class map (`Ops.argmax`) and `cellClasses` of `scores`, value for value, read
-    /// one band of grid rows at a time: a coarse tensor with its final resize is never made whole (at 1024x512 the
-    /// full scores are 42 MB a frame).
+    /// `cellMeans(maxLogit(…))`, the class map (`Ops.argmax`) and `cellClasses` of `scores`, read one band of grid
+    /// rows at a time: a coarse tensor with its final resize is never made whole (at 1024x512 the full scores are
+    /// 42 MB a frame). Every grid cell lies inside one band, so each band's results are the full tensor's rows.
     public static func summary(_ scores: ClassScores, classes: Int, cell: Int, classMap wantsMap: Bool,
                                cellClasses wantsCellClasses: Bool) -> ScoreSummary {
-        let w = scores.width, h = scores.height, k = scores.channels
-        precondition(w % cell == 0 && h % cell == 0 && classes >= 1 && classes <= k)
-        let gw = w / cell
-        var grid = [Float](repeating: 0, count: gw * (h / cell))
-        var map = wantsMap ? [UInt8](repeating: 0, count: w * h) : []
-        var cellBest = [Float](repeating: -.infinity, count: wantsCellClasses ? grid.count : 0)
-        var cellClass = [UInt8](repeating: 0, count: cellBest.count)
-        var maxLogit: [Float] = [], best: [Float] = [], sums = [Float](repeating: 0, count: gw)
+        let w = scores.width, h = scores.height
+        precondition(w % cell == 0 && h % cell == 0 && classes >= 1 && classes <= scores.channels)
+        var grid: [Float] = [], map: [UInt8] = [], cellClass: [UInt8] = []
+        grid.reserveCapacity(w * h / (cell * cell))
+        if wantsMap { map.reserveCapacity(w * h) }
         // Eight grid rows a band: small enough to stay in the cache, large enough that the band's resize keeps
         // both compute threads busy.
-        scores.bands(rows: cell * 8) { first, band in
-            let rows = band.height, plane = band.plane
-            if maxLogit.count < plane { maxLogit = [Float](repeating: 0, count: plane) }
-            maxLogit.withUnsafeMutableBufferPointer { m in
-                // As Ops.channelMax over the first `classes` channels.
-                m.baseAddress!.update(from: band.channelBuffer(0).baseAddress!, count: plane)
-                for c in 1..<max(classes, 1) {
-                    let p = band.channelBuffer(c).baseAddress!
-                    for i in 0..<plane where p[i] > m[i] { m[i] = p[i] }
-                }
-                // As cellMeans: each block summed row by row, left to right.
-                for by in 0..<(rows / cell) {
-                    let gy = first / cell + by
-                    for gx in 0..<gw {
-                        var sum: Float = 0
-                        for y in (by * cell)..<((by + 1) * cell) {
-                            let row = m.baseAddress! + y * w + gx * cell
-                            for x in 0..<cell { sum += row[x] }
-                        }
-                        grid[gy * gw + gx] = sum / Float(cell * cell)
-                    }
-                }
-            }
-            if wantsMap {
-                // As Ops.argmax over every channel: the first of equal maxima.
-                if best.count < plane { best = [Float](repeating: 0, count: plane) }
-                best.withUnsafeMutableBufferPointer { b in
-                map.withUnsafeMutableBufferPointer { out in
-                    let o = out.baseAddress! + first * w
-                    b.baseAddress!.update(from: band.channelBuffer(0).baseAddress!, count: plane)
-                    o.update(repeating: 0, count: plane)
-                    for c in 1..<max(k, 1) {
-                        let p = band.channelBuffer(c).baseAddress!
-                        for i in 0..<plane where p[i] > b[i] {
-                            b[i] = p[i]
-                            o[i] = UInt8(truncatingIfNeeded: c)
-                        }
-                    }
-                }
-                }
-            }
-            if wantsCellClasses {
-                // As cellClasses: per class, each block's sum of row sums; the first class of the largest.
-                for c in 0..<classes {
-                    let p = band.channelBuffer(c).baseAddress!
-                    for by in 0..<(rows / cell) {
-                        let gy = first / cell + by
-                        for i in 0..<gw { sums[i] = 0 }
-                        for y in (by * cell)..<((by + 1) * cell) {
-                            let row = y * w
-                            for gx in 0..<gw {
-                                var s: Float = 0
-                                let start = row + gx * cell
-                                for x in start..<(start + cell) { s += p[x] }
-                                sums[gx] += s
-                            }
-                        }
-                        for gx in 0..<gw where sums[gx] > cellBest[gy * gw + gx] {
-                            cellBest[gy * gw + gx] = sums[gx]
-                            cellClass[gy * gw + gx] = UInt8(c)
-                        }
-                    }
-                }
-            }
+        scores.bands(rows: cell * 8) { _, band in
+            grid += cellMeans(maxLogit(band, classes: classes), width: w, height: band.height, cell: cell)
+            if wantsMap { map += Ops.argmax(band).lazy.map { UInt8(truncatingIfNeeded: $0) } }
+            if wantsCellClasses { cellClass += cellClasses(band, classes: classes, cell: cell) }
         }
-        return ScoreSummary(cellConfidence: grid, classMap: wantsMap ? map : nil, cellClasses: wantsCellClasses ? cellClass : nil)
+        return ScoreSummary(cellConfidence: grid, classMap: wantsMap ? map : nil,
+                            cellClasses: wantsCellClasses ? cellClass : nil)
     }
 }
