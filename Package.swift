@@ -59,8 +59,12 @@ let package = Package(
         // The only module that touches FFmpeg pointers.
         .target(name: "VideoIO", dependencies: ["CFFmpeg"]),
 
+        // The convolution kernels in C, each compiled per instruction set (AVX-512, AVX2, baseline) and chosen at
+        // run time: Swift has no per-function target, and one module built for AVX-512 would fault on older CPUs.
+        .target(name: "CKernels"),
+
         // Float32 tensors and the operations the models need, GEMM through OpenBLAS.
-        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
         // ONNX models run on the tensor operations: the file (protobuf, generated once from Proto/ and
         // committed), the operators, constant folding for a fixed input size.
         .target(

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 
 /// A 2-D convolution with any stride, dilation, groups and (possibly asymmetric) kernel and padding,
@@ -99,10 +100,10 @@ public struct Conv2D: Sendable {
         }
     }
 
-    /// A 3x3 kernel with few outputs per group, square stride 1 or 2, dilation and padding: the direct loop over a
-    /// zero-bordered copy of the input.
+    /// A 3x3 kernel with square stride 1 or 2, dilation and padding: the direct kernel over a zero-bordered copy of
+    /// the input (no im2col buffer nine times the input's size).
     public var usesPadded3x3: Bool {
-        kernel == (3, 3) && (isDepthwise || outChannels / groups <= 4) && stride.h == stride.w && (stride.h == 1 || stride.h == 2)
+        kernel == (3, 3) && stride.h == stride.w && (stride.h == 1 || stride.h == 2)
             && dilation.h == dilation.w && padding.h == padding.w
     }
 
@@ -175,85 +176,30 @@ public struct Conv2D: Sendable {
         direct3x3(padded, out)
     }
 
+    /// The 3x3 kernel for this CPU (see `Kernels`), split over groups, or over rows when there is one group.
     private func direct3x3(_ padded: PaddedPlanes, _ out: Tensor) {
-        switch (stride.h, outChannels / groups) {
-        case (1, 1): direct3x3(Step1.self, Outputs1.self, padded, out)
-        case (1, 2): direct3x3(Step1.self, Outputs2.self, padded, out)
-        case (1, 3): direct3x3(Step1.self, Outputs3.self, padded, out)
-        case (1, _): direct3x3(Step1.self, Outputs4.self, padded, out)
-        case (_, 1): direct3x3(Step2.self, Outputs1.self, padded, out)
-        case (_, 2): direct3x3(Step2.self, Outputs2.self, padded, out)
-        case (_, 3): direct3x3(Step2.self, Outputs3.self, padded, out)
-        default: direct3x3(Step2.self, Outputs4.self, padded, out)
-        }
-    }
-
-    /// Each group's outputs (one to four) together, row by row, eight pixels at a time: every input value loaded
-    /// once serves all of them, all taps summed in registers, then bias and PReLU, each output stored once.
-    private func direct3x3<S: KernelStep, N: OutputCount>(_: S.Type, _: N.Type, _ padded: PaddedPlanes, _ out: Tensor) {
-        let oh = out.height, ow = out.width, rs = padded.rowStride
-        let cinG = inChannels / groups, coutG = outChannels / groups
-        precondition(coutG == N.count)
-        let d = dilation.h, p = padding.h
-        let offsets = (0..<9).map { t in (t / 3) * d * rs + (t % 3) * d }
+        let oh = out.height, ow = out.width
         weight.withUnsafeBufferPointer { weights in
-        offsets.withUnsafeBufferPointer { offsets in
-            // Split over groups, or over rows when there is one group.
-            let split = groups > 1 ? groups : oh
-            ComputeThreads.forEach(split, minimumPerThread: 1) { range in
-                // Taps as vectors, [input][tap][output], so the inner loop loads them instead of broadcasting.
-                let taps = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: cinG * 9 * N.count)
-                defer { taps.deallocate() }
-                for g in (groups > 1 ? range : 0..<1) {
-                    for i in 0..<cinG {
-                        for t in 0..<9 {
-                            for o in 0..<N.count {
-                                taps[(i * 9 + t) * N.count + o] = SIMD8(repeating: weights[((g * coutG + o) * cinG + i) * 9 + t])
-                            }
-                        }
-                    }
-                    let first = padded.origin(g * cinG)
-                    let b0 = SIMD8<Float>(repeating: bias[g * coutG])
-                    let b1 = N.count > 1 ? SIMD8<Float>(repeating: bias[g * coutG + 1]) : .zero
-                    let b2 = N.count > 2 ? SIMD8<Float>(repeating: bias[g * coutG + 2]) : .zero
-                    let b3 = N.count > 3 ? SIMD8<Float>(repeating: bias[g * coutG + 3]) : .zero
-                    for oy in (groups > 1 ? 0..<oh : range) {
-                        let rowStart = first + (oy * S.step - p) * rs - p
-                        var ox = 0
-                        while ox < ow {
-                            var a0 = b0, a1 = b1, a2 = b2, a3 = b3
-                            for i in 0..<cinG {
-                                let src = rowStart + i * padded.planeStride + ox * S.step
-                                let k = taps + i * 9 * N.count
-                                for t in 0..<9 {
-                                    let v = S.load(src + offsets[t])
-                                    let kt = k + t * N.count
-                                    a0 += kt[0] * v
-                                    if N.count > 1 { a1 += kt[1] * v }
-                                    if N.count > 2 { a2 += kt[2] * v }
-                                    if N.count > 3 { a3 += kt[3] * v }
-                                }
-                            }
-                            let at = oy * ow + ox, left = ow - ox
-                            finish(a0, g * coutG, out.channel(g * coutG) + at, left)
-                            if N.count > 1 { finish(a1, g * coutG + 1, out.channel(g * coutG + 1) + at, left) }
-                            if N.count > 2 { finish(a2, g * coutG + 2, out.channel(g * coutG + 2) + at, left) }
-                            if N.count > 3 { finish(a3, g * coutG + 3, out.channel(g * coutG + 3) + at, left) }
-                            ox += 8
-                        }
-                    }
+        bias.withUnsafeBufferPointer { bias in
+        withOptionalBuffer(prelu) { slopes in
+            let isa = Kernels.argument
+            let conv = rw_conv3x3(
+                input: UnsafePointer(padded.origin(0)), plane_stride: padded.planeStride, row_stride: padded.rowStride,
+                in_per_group: Int32(inChannels / groups), out_per_group: Int32(outChannels / groups),
+                stride: Int32(stride.h), dilation: Int32(dilation.h), padding: Int32(padding.h),
+                weight: weights.baseAddress, bias: bias.baseAddress, slopes: slopes,
+                output: out.data, output_plane: out.plane, out_height: Int32(oh), out_width: Int32(ow))
+            if groups > 1 {
+                ComputeThreads.forEach(groups, minimumPerThread: 1) { range in
+                    withUnsafePointer(to: conv) { rw_conv3x3_run(isa, $0, Int32(range.lowerBound), Int32(range.upperBound), 0, Int32(oh)) }
+                }
+            } else {
+                ComputeThreads.forEach(oh, minimumPerThread: 1) { range in
+                    withUnsafePointer(to: conv) { rw_conv3x3_run(isa, $0, 0, 1, Int32(range.lowerBound), Int32(range.upperBound)) }
                 }
             }
         }
         }
-    }
-
-    @inline(__always)
-    private func finish(_ v: SIMD8<Float>, _ channel: Int, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        if let prelu {
-            store(preluLanes(v, SIMD8(repeating: prelu[channel])), p, count: count)
-        } else {
-            store(v, p, count: count)
         }
     }
 

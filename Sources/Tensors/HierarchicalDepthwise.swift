@@ -1,3 +1,5 @@
+import CKernels
+
 /// Depthwise 3x3 branches over one input, each with its own dilation, where every branch's output has the previous
 /// branch's added to it (hierarchical fusion), followed by a per-channel affine map and PReLU over the branches
 /// side by side — the middle of an EESP block, in one pass per input channel: the running sum stays in registers
@@ -52,36 +54,30 @@ public struct HierarchicalDepthwise: Sendable {
         }.max()!
         let padded = PaddedPlanes.copy(x, pad: pad, rowStride: rowStride, arena: arena, name: "hierarchical.padded")
         for b in branches { OperationCounter.add(b.macs(x.height, x.width)) }
-        if stride == 1 { run(Step1.self, padded, out) } else { run(Step2.self, padded, out) }
+        run(padded, out)
     }
 
-    private func run<S: KernelStep>(_: S.Type, _ padded: PaddedPlanes, _ out: Tensor) {
-        let n = channels, k = branches.count
-        let oh = out.height, ow = out.width, rs = padded.rowStride
-        let dilations = branches.map(\.dilation.h)
+    private func run(_ padded: PaddedPlanes, _ out: Tensor) {
+        let dilations = branches.map { Int32($0.dilation.h) }
         taps.withUnsafeBufferPointer { taps in
         biases.withUnsafeBufferPointer { biases in
         dilations.withUnsafeBufferPointer { dilations in
-            ComputeThreads.forEach(n, minimumPerThread: 2) { range in
-                for j in range {
-                    let source = padded.origin(j)
-                    for oy in 0..<oh {
-                        var ox = 0
-                        while ox < ow {
-                            var running = SIMD8<Float>(repeating: 0)
-                            for b in 0..<k {
-                                let d = dilations[b], c = b * n + j
-                                let p = source + (oy * S.step - d) * rs - d + ox * S.step
-                                running += taps3x3(S.self, p, rowStride: rs, dy: d, dx: d, taps.baseAddress! + (j * k + b) * 9)
-                                    + SIMD8(repeating: biases[j * k + b])
-                                let y = running * SIMD8(repeating: scale[c]) + SIMD8(repeating: shift[c])
-                                store(preluLanes(y, SIMD8(repeating: slopes[c])), out.channel(c) + oy * ow + ox, count: ow - ox)
-                            }
-                            ox += 8
-                        }
-                    }
-                }
+        scale.withUnsafeBufferPointer { scale in
+        shift.withUnsafeBufferPointer { shift in
+        slopes.withUnsafeBufferPointer { slopes in
+            let isa = Kernels.argument
+            let h = rw_hierarchical(
+                input: UnsafePointer(padded.origin(0)), plane_stride: padded.planeStride, row_stride: padded.rowStride,
+                channels: Int32(channels), branches: Int32(branches.count), stride: Int32(branches[0].stride.h),
+                dilations: dilations.baseAddress, taps: taps.baseAddress, biases: biases.baseAddress,
+                scale: scale.baseAddress, shift: shift.baseAddress, slopes: slopes.baseAddress,
+                output: out.data, output_plane: out.plane, out_height: Int32(out.height), out_width: Int32(out.width))
+            ComputeThreads.forEach(channels, minimumPerThread: 2) { range in
+                withUnsafePointer(to: h) { rw_hierarchical_run(isa, $0, Int32(range.lowerBound), Int32(range.upperBound)) }
             }
+        }
+        }
+        }
         }
         }
         }

@@ -19,12 +19,12 @@ struct PaddedPlanes {
     }
 
     /// Row length that keeps every load of a 3x3 convolution with `stride`, `dilation` and `padding` inside the
-    /// row, for outputs computed eight at a time.
+    /// row, for outputs computed up to sixteen at a time (the widest vector of `Kernels`).
     static func rowStride(width: Int, pad: Int, outWidth: Int, stride: Int, dilation: Int, padding: Int) -> Int {
-        let vectors = (outWidth + 7) / 8
+        let vectors = (outWidth + 15) / 16
         // Rightmost column read, relative to the image's column 0: the last lane of the last vector's last tap,
-        // and with stride 2 the odd neighbour a 16-wide load brings along.
-        let reach = (vectors * 8 - 1) * stride - padding + 2 * dilation + (stride - 1)
+        // and with stride 2 the odd neighbour a double-width load brings along.
+        let reach = (vectors * 16 - 1) * stride - padding + 2 * dilation + (stride - 1)
         return pad + max(width + pad, reach + 1)
     }
 

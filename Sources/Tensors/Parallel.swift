@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -18,8 +19,10 @@ public enum ComputeThreads {
         openblas_set_num_threads(1)
     }
 
-    /// Runs `body` over `0..<n` split into contiguous chunks, one per thread.
-    @inlinable public static func forEach(_ n: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// Runs `body` over `0..<n` split into contiguous chunks, one per thread: the caller takes the first and the
+    /// pool's workers the others. When another caller has the workers (two pipeline stages at once), the caller
+    /// runs every chunk itself: the cores are busy anyway.
+    public static func forEach(_ n: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         let threads = min(count, max(1, n / max(1, minimumPerThread)))
         if threads <= 1 || n <= 1 {
             body(0..<n)
@@ -29,10 +32,88 @@ public enum ComputeThreads {
         withoutActuallyEscaping(body) { escapable in
             // The chunks are disjoint ranges; callers write only inside their own range.
             nonisolated(unsafe) let body = escapable
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            let ran = WorkerPool.shared.run(parts: threads) { t in
                 let start = t * chunk
                 let end = min(n, start + chunk)
                 if start < end { body(start..<end) }
+            }
+            if !ran { body(0..<n) }
+        }
+    }
+}
+
+/// Threads that wait for the loops of `ComputeThreads`. Each spins for a short while after its last part, so the
+/// next operation (usually microseconds later within a forward pass) starts without a wake-up, then sleeps on a
+/// semaphore until work comes. Waking a thread per operation (Dispatch's `concurrentPerform`, called from inside
+/// the Swift concurrency pool) left the second core nearly idle: a 2-thread forward took as long as a 1-thread one.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool()
+    /// How long a worker spins for the next part before it sleeps.
+    static let spinNanoseconds: UInt64 = 200_000
+
+    private let owned = Atomic<Bool>(false)
+    // Read and grown only by the caller that owns the pool.
+    private var workers: [Worker] = []
+
+    /// Runs `part(0)` on the calling thread and `part(1..<parts)` on workers, and returns when all are done; false
+    /// (nothing run) when another caller has the pool.
+    func run(parts: Int, _ part: @escaping (Int) -> Void) -> Bool {
+        guard owned.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        defer { owned.store(false, ordering: .releasing) }
+        while workers.count < parts - 1 { workers.append(Worker()) }
+        nonisolated(unsafe) let part = part
+        for t in 1..<parts { workers[t - 1].give { part(t) } }
+        part(0)
+        for t in 1..<parts { workers[t - 1].wait() }
+        return true
+    }
+
+    final class Worker: @unchecked Sendable {
+        private let given = Atomic<Int>(0)
+        private let finished = Atomic<Int>(0)
+        private let sleeping = Atomic<Bool>(false)
+        private let wake = DispatchSemaphore(value: 0)
+        // Written by the giver before `given` is raised, read by the worker after it sees the raise.
+        nonisolated(unsafe) private var job: (() -> Void)?
+
+        init() {
+            let thread = Thread { [unowned self] in self.loop() }
+            thread.name = "roadwatch-compute"
+            thread.start()
+        }
+
+        func give(_ body: @escaping () -> Void) {
+            job = body
+            given.add(1, ordering: .sequentiallyConsistent)
+            // The worker raises `sleeping` before its last look at `given`: one of the two sees the other.
+            if sleeping.load(ordering: .sequentiallyConsistent) { wake.signal() }
+        }
+
+        func wait() {
+            let target = given.load(ordering: .relaxed)
+            while finished.load(ordering: .acquiring) != target { rw_spin_pause() }
+        }
+
+        private func loop() {
+            var seen = 0
+            while true {
+                var spunSince = DispatchTime.now().uptimeNanoseconds
+                var spins = 0
+                while given.load(ordering: .acquiring) == seen {
+                    rw_spin_pause()
+                    spins += 1
+                    guard spins & 255 == 0 else { continue }
+                    if DispatchTime.now().uptimeNanoseconds - spunSince > WorkerPool.spinNanoseconds {
+                        sleeping.store(true, ordering: .sequentiallyConsistent)
+                        if given.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
+                        sleeping.store(false, ordering: .sequentiallyConsistent)
+                        spunSince = DispatchTime.now().uptimeNanoseconds
+                    }
+                }
+                seen += 1
+                job?()
+                job = nil
+                finished.store(seen, ordering: .releasing)
             }
         }
     }

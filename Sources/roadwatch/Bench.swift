@@ -192,9 +192,9 @@ struct ModelBench: AsyncParsableCommand {
                     }
                     let gflops = 2 * Double(macs) / median / 1e9
                     if json {
-                        print(#"{"model":"\#(name)","size":"\#(size)","threads":\#(threadCount),"ms":\#((median * 1000).rounded2),"min_ms":\#((times[0] * 1000).rounded2),"gmacs":\#((Double(macs) / 1e9).rounded2),"gflops":\#(gflops.rounded2)}"#)
+                        print(#"{"model":"\#(name)","size":"\#(size)","threads":\#(threadCount),"kernels":"\#(Kernels.current)","ms":\#((median * 1000).rounded2),"min_ms":\#((times[0] * 1000).rounded2),"gmacs":\#((Double(macs) / 1e9).rounded2),"gflops":\#(gflops.rounded2)}"#)
                     } else {
-                        print("\(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(size.description.padding(toLength: 9, withPad: " ", startingAt: 0)) \(threadCount) thread(s)  \(String(format: "%8.1f", median * 1000)) ms/forward (min \(String(format: "%.1f", times[0] * 1000)))  \(String(format: "%6.2f", Double(macs) / 1e9)) GMAC  \(String(format: "%6.1f", gflops)) GFLOP/s")
+                        print("\(name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(size.description.padding(toLength: 9, withPad: " ", startingAt: 0)) \(threadCount) thread(s) \(Kernels.current)  \(String(format: "%8.1f", median * 1000)) ms/forward (min \(String(format: "%.1f", times[0] * 1000)))  \(String(format: "%6.2f", Double(macs) / 1e9)) GMAC  \(String(format: "%6.1f", gflops)) GFLOP/s")
                     }
                 }
             }

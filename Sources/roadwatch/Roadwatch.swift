@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 #if canImport(CMalloc)
 import CMalloc
 #endif
@@ -27,6 +28,7 @@ struct Roadwatch: AsyncParsableCommand {
     static func main() async {
         limitMallocArenas()
         do {
+            try selectKernels()
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -53,6 +55,16 @@ struct Roadwatch: AsyncParsableCommand {
         if environment["MALLOC_ARENA_MAX"] == nil { mallopt(M_ARENA_MAX, 2) }
         if environment["MALLOC_MMAP_THRESHOLD_"] == nil { mallopt(M_MMAP_THRESHOLD, 1 << 20) }
         #endif
+    }
+
+    /// `ROADWATCH_KERNELS=generic|avx2|avx512` caps the convolution kernels' instruction set (the widest the CPU
+    /// runs otherwise): for comparing them, or for a virtual machine that reports AVX-512 it does not run well.
+    static func selectKernels() throws {
+        guard let name = ProcessInfo.processInfo.environment["ROADWATCH_KERNELS"], !name.isEmpty else { return }
+        guard let set = KernelSet(name: name) else {
+            throw ValidationError("ROADWATCH_KERNELS=\(name) is not one of \(KernelSet.allCases.map(\.description).joined(separator: ", "))")
+        }
+        Kernels.select(set)
     }
 
     static func exitCleanly(with error: any Error) -> Never {

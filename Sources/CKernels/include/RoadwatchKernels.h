@@ -1,0 +1,92 @@
+#ifndef ROADWATCH_KERNELS_H
+#define ROADWATCH_KERNELS_H
+
+// Convolution kernels compiled once per instruction set (AVX-512, AVX2 with FMA, the baseline) and chosen when the
+// program runs, so one binary uses the CPU's full vector width and still runs on CPUs without it.
+// Every input is a zero-bordered copy (the Swift side's PaddedPlanes): taps near an edge read zeros, and rows are
+// long enough that vector loads past the last output stay inside the buffer (those lanes are never stored).
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    RW_ISA_GENERIC = 0,  // whatever the compiler's baseline target gives (SSE2 on x86-64)
+    RW_ISA_AVX2 = 1,     // AVX2 and FMA, 8 floats a vector
+    RW_ISA_AVX512 = 2,   // AVX-512F, 16 floats a vector
+};
+
+/// The widest instruction set this CPU runs.
+int rw_isa_supported(void);
+/// The instruction set the kernels use now (the widest supported unless one was selected).
+int rw_isa_current(void);
+/// Selects an instruction set, clamped to what the CPU runs; returns the one in use.
+int rw_isa_select(int isa);
+
+// Each kernel takes the instruction set to run on (`rw_isa_current()` for the process's choice); a set the CPU
+// does not run is lowered to one it does.
+
+/// A short wait for a spinning thread: the x86 PAUSE hint (nothing elsewhere).
+static inline void rw_spin_pause(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/// A 3x3 convolution with square stride 1 or 2, any dilation and groups, its bias and an optional PReLU.
+typedef struct rw_conv3x3 {
+    const float *input;      // pixel (0, 0) of input channel 0
+    long plane_stride;       // floats from one input channel to the next
+    long row_stride;         // floats from one input row to the next
+    int in_per_group;
+    int out_per_group;
+    int stride;              // 1 or 2
+    int dilation;
+    int padding;             // rows and columns of zeros the taps may read on each side
+    const float *weight;     // [outputs][in_per_group][3][3]
+    const float *bias;       // [outputs]
+    const float *slopes;     // [outputs] PReLU slopes, or NULL
+    float *output;           // pixel (0, 0) of output channel 0
+    long output_plane;       // floats from one output channel to the next
+    int out_height;
+    int out_width;
+} rw_conv3x3;
+
+/// Computes groups `group_begin..<group_end`, output rows `row_begin..<row_end` of each.
+void rw_conv3x3_run(int isa, const rw_conv3x3 *conv, int group_begin, int group_end, int row_begin, int row_end);
+
+/// Depthwise 3x3 branches over one input, each branch's output plus the previous one's (hierarchical sums), then a
+/// per-channel affine map and PReLU: output channel `b * channels + j` is branch b of input channel j.
+typedef struct rw_hierarchical {
+    const float *input;      // pixel (0, 0) of input channel 0, bordered by the largest dilation
+    long plane_stride;
+    long row_stride;
+    int channels;
+    int branches;
+    int stride;              // 1 or 2, every branch
+    const int *dilations;    // [branches]; each branch's padding equals its dilation
+    const float *taps;       // [channels][branches][9]
+    const float *biases;     // [channels][branches]
+    const float *scale;      // [branches * channels], indexed by output channel
+    const float *shift;
+    const float *slopes;
+    float *output;
+    long output_plane;
+    int out_height;
+    int out_width;
+} rw_hierarchical;
+
+/// Computes input channels `channel_begin..<channel_end` (every branch of each).
+void rw_hierarchical_run(int isa, const rw_hierarchical *h, int channel_begin, int channel_end);
+
+/// Two rows side by side, lane by lane: `out[2x] = f(even[x])`, `out[2x + 1] = f(odd[x])` for x in 0..<count, with
+/// f(v) = v * scale + bias, then a PReLU of `slope` unless `has_slope` is 0 (a 2x2 stride-2 transposed
+/// convolution's output row from its two column phases).
+void rw_interleave_affine(int isa, const float *even, const float *odd, float *out, int count, float scale, float bias,
+                          int has_slope, float slope);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,242 @@
+// The kernels' bodies, included once per instruction set by kernels.c with RW_TARGET (a target attribute, or
+// nothing), RW_SUFFIX (the function-name suffix), RW_VW (floats per vector) and RW_EVEN (the even lane indices of
+// two vectors) defined. Plain C vector arithmetic: the compiler maps it onto the target's registers.
+
+#define RW_CAT_(a, b) a##b
+#define RW_CAT(a, b) RW_CAT_(a, b)
+#define RW_FN(name) RW_CAT(name, RW_SUFFIX)
+#define RW_VF RW_CAT(rw_vf_, RW_SUFFIX)
+#define RW_INLINE static inline __attribute__((always_inline)) RW_TARGET
+
+typedef float RW_VF __attribute__((vector_size(RW_VW * sizeof(float))));
+
+// Eight or sixteen consecutive floats from anywhere.
+RW_INLINE RW_VF RW_FN(load1)(const float *p) {
+    RW_VF v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// Every other float from `p`: a vector of stride-2 inputs.
+RW_INLINE RW_VF RW_FN(load2)(const float *p) {
+    RW_VF a, b;
+    __builtin_memcpy(&a, p, sizeof a);
+    __builtin_memcpy(&b, p + RW_VW, sizeof b);
+    return __builtin_shufflevector(a, b, RW_EVEN);
+}
+
+RW_INLINE RW_VF RW_FN(load)(const float *p, const int step) {
+    return step == 1 ? RW_FN(load1)(p) : RW_FN(load2)(p);
+}
+
+RW_INLINE RW_VF RW_FN(splat)(float s) {
+    RW_VF v = {0};
+    return v + s;
+}
+
+// PReLU as max(v, 0) + slope * min(v, 0): one of the two terms is zero, so the value is exact.
+RW_INLINE RW_VF RW_FN(prelu)(RW_VF v, float slope) {
+    RW_VF zero = {0};
+    return __builtin_elementwise_max(v, zero) + __builtin_elementwise_min(v, zero) * slope;
+}
+
+// The first `count` lanes of `v` (all of them when count >= RW_VW) at `p`.
+RW_INLINE void RW_FN(store)(float *p, RW_VF v, int count) {
+    if (count >= RW_VW) {
+        __builtin_memcpy(p, &v, sizeof v);
+    } else {
+        float lanes[RW_VW];
+        __builtin_memcpy(lanes, &v, sizeof v);
+        for (int i = 0; i < count; i++) p[i] = lanes[i];
+    }
+}
+
+// The first `count` lanes of `p` (all of them when count >= RW_VW); lanes past `count` are never read.
+RW_INLINE RW_VF RW_FN(load_part)(const float *p, int count) {
+    if (count >= RW_VW) return RW_FN(load1)(p);
+    float lanes[RW_VW] = {0};
+    for (int i = 0; i < count; i++) lanes[i] = p[i];
+    RW_VF v;
+    __builtin_memcpy(&v, lanes, sizeof v);
+    return v;
+}
+
+// `nx` vectors of outputs from column `ox` of row `oy` for `ob` output channels from `first`, summed over the
+// group's inputs `i0..<i1` and the taps in registers; `count` is how many of the last vector's lanes are stored.
+// The first inputs start from the bias, later ones from the partial sums stored before (float stores and loads
+// are exact, so the sums are those of one pass); the last ones apply the PReLU.
+RW_INLINE void RW_FN(conv_tile)(const rw_conv3x3 *c, const float *row, const long *offsets, int first,
+                                const int ob, const int nx, const int step, int oy, int ox, int count, int i0, int i1) {
+    const long weights_per_output = (long)c->in_per_group * 9;
+    float *out = c->output + first * c->output_plane + (long)oy * c->out_width + ox;
+    RW_VF acc[8][4];
+#pragma clang loop unroll(full)
+    for (int o = 0; o < ob; o++) {
+#pragma clang loop unroll(full)
+        for (int x = 0; x < nx; x++) {
+            acc[o][x] = i0 == 0 ? RW_FN(splat)(c->bias[first + o])
+                                : RW_FN(load_part)(out + o * c->output_plane + x * RW_VW, x == nx - 1 ? count : RW_VW);
+        }
+    }
+    const float *w = c->weight + (long)first * weights_per_output;
+    for (int i = i0; i < i1; i++) {
+        const float *src = row + i * c->plane_stride + (long)ox * step;
+        for (int t = 0; t < 9; t++) {
+            RW_VF v[4];
+#pragma clang loop unroll(full)
+            for (int x = 0; x < nx; x++) v[x] = RW_FN(load)(src + offsets[t] + x * RW_VW * step, step);
+#pragma clang loop unroll(full)
+            for (int o = 0; o < ob; o++) {
+                const float k = w[o * weights_per_output + i * 9 + t];
+#pragma clang loop unroll(full)
+                for (int x = 0; x < nx; x++) acc[o][x] += v[x] * k;
+            }
+        }
+    }
+    const int last = i1 == c->in_per_group;
+#pragma clang loop unroll(full)
+    for (int o = 0; o < ob; o++) {
+#pragma clang loop unroll(full)
+        for (int x = 0; x < nx; x++) {
+            RW_VF y = acc[o][x];
+            if (last && c->slopes) y = RW_FN(prelu)(y, c->slopes[first + o]);
+            RW_FN(store)(out + o * c->output_plane + x * RW_VW, y, x == nx - 1 ? count : RW_VW);
+        }
+    }
+}
+
+// Row `oy` of `ob` output channels from `first`, over inputs `i0..<i1`: blocks of `nx` vectors, then single ones.
+RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long *offsets, int first, const int ob,
+                               const int nx, const int step, int oy, int i0, int i1) {
+    const int ow = c->out_width;
+    int ox = 0;
+    if (nx > 1) {
+        for (; ox + nx * RW_VW <= ow; ox += nx * RW_VW)
+            RW_FN(conv_tile)(c, row, offsets, first, ob, nx, step, oy, ox, RW_VW, i0, i1);
+    }
+    for (; ox < ow; ox += RW_VW)
+        RW_FN(conv_tile)(c, row, offsets, first, ob, 1, step, oy, ox, ow - ox, i0, i1);
+}
+
+// Up to eight outputs share each input load; with few outputs several vectors of pixels keep enough independent
+// sums in flight to hide the multiply-add latency.
+#define RW_CONV_CASE(n, x)                                                                              \
+    case n:                                                                                             \
+        if (c->stride == 1) RW_FN(conv_row)(c, row, offsets, first, n, x, 1, oy, i0, i1);              \
+        else RW_FN(conv_row)(c, row, offsets, first, n, x, 2, oy, i0, i1);                            \
+        break;
+
+// Per output row, the inputs sixteen channels at a time (the rows one step reads, 16 channels x 3 taps, stay in the
+// near caches; 131 inputs at once ran at a seventh of the speed), and for each such step every block of at most
+// eight outputs, as even as they come (25 outputs: 7, 6, 6, 6), so all outputs use the rows while they are near.
+RW_TARGET static void RW_FN(conv3x3)(const rw_conv3x3 *c, int g0, int g1, int r0, int r1) {
+    const int cin = c->in_per_group, cout = c->out_per_group, step = c->stride;
+    const long rs = c->row_stride;
+    const int d = c->dilation, p = c->padding;
+    long offsets[9];
+    for (int t = 0; t < 9; t++) offsets[t] = (long)(t / 3) * d * rs + (t % 3) * d;
+    for (int g = g0; g < g1; g++) {
+        const float *group = c->input + (long)g * cin * c->plane_stride;
+        for (int oy = r0; oy < r1; oy++) {
+            const float *row = group + (long)(oy * step - p) * rs - p;
+            for (int i0 = 0; i0 < cin; i0 += 16) {
+                const int i1 = cin - i0 > 16 ? i0 + 16 : cin;
+                int blocks = (cout + 7) / 8, done = 0;
+                for (; blocks > 0; blocks--) {
+                    const int n = (cout - done + blocks - 1) / blocks;
+                    const int first = g * cout + done;
+                    switch (n) {
+                        RW_CONV_CASE(1, 4)
+                        RW_CONV_CASE(2, 4)
+                        RW_CONV_CASE(3, 2)
+                        RW_CONV_CASE(4, 2)
+                        RW_CONV_CASE(5, 1)
+                        RW_CONV_CASE(6, 1)
+                        RW_CONV_CASE(7, 1)
+                        default: RW_CONV_CASE(8, 1)
+                    }
+                    done += n;
+                }
+            }
+        }
+    }
+}
+#undef RW_CONV_CASE
+
+// `nx` vectors from column `ox` of row `oy` of input channel `j`, every branch.
+RW_INLINE void RW_FN(hier_tile)(const rw_hierarchical *h, int j, const int nx, const int step, int oy, int ox,
+                                int count) {
+    const int n = h->channels, k = h->branches;
+    const long rs = h->row_stride;
+    const float *source = h->input + (long)j * h->plane_stride;
+    RW_VF running[4];
+#pragma clang loop unroll(full)
+    for (int x = 0; x < nx; x++) running[x] = RW_FN(splat)(0);
+    for (int b = 0; b < k; b++) {
+        const int d = h->dilations[b], ch = b * n + j;
+        const float *p = source + (long)(oy * step - d) * rs - d + (long)ox * step;
+        const float *taps = h->taps + ((long)j * k + b) * 9;
+        RW_VF sum[4];
+#pragma clang loop unroll(full)
+        for (int x = 0; x < nx; x++) sum[x] = RW_FN(splat)(h->biases[j * k + b]);
+#pragma clang loop unroll(full)
+        for (int t = 0; t < 9; t++) {
+            const float *q = p + (long)(t / 3) * d * rs + (t % 3) * d;
+#pragma clang loop unroll(full)
+            for (int x = 0; x < nx; x++) sum[x] += RW_FN(load)(q + x * RW_VW * step, step) * taps[t];
+        }
+        float *dst = h->output + ch * h->output_plane + (long)oy * h->out_width + ox;
+#pragma clang loop unroll(full)
+        for (int x = 0; x < nx; x++) {
+            running[x] += sum[x];
+            RW_VF y = RW_FN(prelu)(running[x] * h->scale[ch] + h->shift[ch], h->slopes[ch]);
+            RW_FN(store)(dst + x * RW_VW, y, x == nx - 1 ? count : RW_VW);
+        }
+    }
+}
+
+RW_INLINE void RW_FN(hier_channel)(const rw_hierarchical *h, int j, const int step) {
+    const int ow = h->out_width;
+    for (int oy = 0; oy < h->out_height; oy++) {
+        int ox = 0;
+        for (; ox + 4 * RW_VW <= ow; ox += 4 * RW_VW) RW_FN(hier_tile)(h, j, 4, step, oy, ox, RW_VW);
+        for (; ox < ow; ox += RW_VW) RW_FN(hier_tile)(h, j, 1, step, oy, ox, ow - ox);
+    }
+}
+
+RW_TARGET static void RW_FN(hierarchical)(const rw_hierarchical *h, int j0, int j1) {
+    for (int j = j0; j < j1; j++) {
+        if (h->stride == 1) RW_FN(hier_channel)(h, j, 1);
+        else RW_FN(hier_channel)(h, j, 2);
+    }
+}
+
+RW_TARGET static void RW_FN(interleave)(const float *even, const float *odd, float *out, int count, float scale,
+                                        float bias, int has_slope, float slope) {
+    int x = 0;
+    for (; x + RW_VW <= count; x += RW_VW) {
+        RW_VF a = RW_FN(load1)(even + x) * scale + bias, b = RW_FN(load1)(odd + x) * scale + bias;
+        if (has_slope) {
+            a = RW_FN(prelu)(a, slope);
+            b = RW_FN(prelu)(b, slope);
+        }
+        RW_VF lo = __builtin_shufflevector(a, b, RW_ZIP_LO), hi = __builtin_shufflevector(a, b, RW_ZIP_HI);
+        __builtin_memcpy(out + 2 * x, &lo, sizeof lo);
+        __builtin_memcpy(out + 2 * x + RW_VW, &hi, sizeof hi);
+    }
+    for (; x < count; x++) {
+        float a = even[x] * scale + bias, b = odd[x] * scale + bias;
+        if (has_slope) {
+            a = a < 0 ? a * slope : a;
+            b = b < 0 ? b * slope : b;
+        }
+        out[2 * x] = a;
+        out[2 * x + 1] = b;
+    }
+}
+
+#undef RW_INLINE
+#undef RW_VF
+#undef RW_FN
+#undef RW_CAT
+#undef RW_CAT_
