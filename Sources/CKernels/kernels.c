@@ -122,3 +122,13 @@ void rw_interleave_affine(int isa, const float *even, const float *odd, float *o
     default: interleave_generic(even, odd, out, count, scale, bias, has_slope, slope); break;
     }
 }
+
+void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_end, long pixel_begin, long pixel_end) {
+    switch (usable(isa)) {
+#if defined(__x86_64__)
+    case RW_ISA_AVX512: pointwise_avx512(conv, group_begin, group_end, pixel_begin, pixel_end); break;
+    case RW_ISA_AVX2: pointwise_avx2(conv, group_begin, group_end, pixel_begin, pixel_end); break;
+#endif
+    default: pointwise_generic(conv, group_begin, group_end, pixel_begin, pixel_end); break;
+    }
+}

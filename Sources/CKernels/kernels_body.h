@@ -10,6 +10,18 @@
 
 typedef float RW_VF __attribute__((vector_size(RW_VW * sizeof(float))));
 
+// Vectors of pixels per tile for a block of outputs, so that outputs x vectors sums fit the registers with the
+// loads beside them: AVX-512 has 32 vector registers (8 outputs x 3 vectors = 24 sums), AVX2 and SSE 16.
+#if RW_VW == 16
+#define RW_NX34 4
+#define RW_NX56 4
+#define RW_NX78 3
+#else
+#define RW_NX34 2
+#define RW_NX56 1
+#define RW_NX78 1
+#endif
+
 // Eight or sixteen consecutive floats from anywhere.
 RW_INLINE RW_VF RW_FN(load1)(const float *p) {
     RW_VF v;
@@ -114,6 +126,10 @@ RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long
         for (; ox + nx * RW_VW <= ow; ox += nx * RW_VW)
             RW_FN(conv_tile)(c, row, offsets, first, ob, nx, step, oy, ox, RW_VW, i0, i1);
     }
+    if (nx > 2) {
+        for (; ox + 2 * RW_VW <= ow; ox += 2 * RW_VW)
+            RW_FN(conv_tile)(c, row, offsets, first, ob, 2, step, oy, ox, RW_VW, i0, i1);
+    }
     for (; ox < ow; ox += RW_VW)
         RW_FN(conv_tile)(c, row, offsets, first, ob, 1, step, oy, ox, ow - ox, i0, i1);
 }
@@ -148,12 +164,12 @@ RW_TARGET static void RW_FN(conv3x3)(const rw_conv3x3 *c, int g0, int g1, int r0
                     switch (n) {
                         RW_CONV_CASE(1, 4)
                         RW_CONV_CASE(2, 4)
-                        RW_CONV_CASE(3, 2)
-                        RW_CONV_CASE(4, 2)
-                        RW_CONV_CASE(5, 1)
-                        RW_CONV_CASE(6, 1)
-                        RW_CONV_CASE(7, 1)
-                        default: RW_CONV_CASE(8, 1)
+                        RW_CONV_CASE(3, RW_NX34)
+                        RW_CONV_CASE(4, RW_NX34)
+                        RW_CONV_CASE(5, RW_NX56)
+                        RW_CONV_CASE(6, RW_NX56)
+                        RW_CONV_CASE(7, RW_NX78)
+                        default: RW_CONV_CASE(8, RW_NX78)
                     }
                     done += n;
                 }
@@ -211,6 +227,96 @@ RW_TARGET static void RW_FN(hierarchical)(const rw_hierarchical *h, int j0, int 
     }
 }
 
+// `nx` vectors of pixels from `px` for `ob` outputs from `first`, over inputs `i0..<i1` of group `g`; partial sums
+// go through the output between input passes as in `conv_tile`, and the last pass adds the residual and applies
+// the PReLU.
+RW_INLINE void RW_FN(pointwise_tile)(const rw_conv1x1 *c, int g, int first, const int ob, const int nx, long px,
+                                     int count, int i0, int i1) {
+    const int cin = c->in_per_group;
+    float *out = c->output + first * c->output_plane + px;
+    RW_VF acc[8][4];
+#pragma clang loop unroll(full)
+    for (int o = 0; o < ob; o++) {
+#pragma clang loop unroll(full)
+        for (int x = 0; x < nx; x++) {
+            acc[o][x] = i0 == 0 ? RW_FN(splat)(c->bias[first + o])
+                                : RW_FN(load_part)(out + o * c->output_plane + x * RW_VW, x == nx - 1 ? count : RW_VW);
+        }
+    }
+    const float *src = c->input + (long)g * cin * c->input_plane + px;
+    const float *w = c->weight + (long)first * cin;
+    for (int i = i0; i < i1; i++) {
+        RW_VF v[4];
+#pragma clang loop unroll(full)
+        for (int x = 0; x < nx; x++) v[x] = RW_FN(load_part)(src + i * c->input_plane + x * RW_VW, x == nx - 1 ? count : RW_VW);
+#pragma clang loop unroll(full)
+        for (int o = 0; o < ob; o++) {
+            const float k = w[o * cin + i];
+#pragma clang loop unroll(full)
+            for (int x = 0; x < nx; x++) acc[o][x] += v[x] * k;
+        }
+    }
+    const int last = i1 == cin;
+#pragma clang loop unroll(full)
+    for (int o = 0; o < ob; o++) {
+#pragma clang loop unroll(full)
+        for (int x = 0; x < nx; x++) {
+            const int lanes = x == nx - 1 ? count : RW_VW;
+            RW_VF y = acc[o][x];
+            if (last && c->residual)
+                y += RW_FN(load_part)(c->residual + (first + o) * c->residual_plane + px + x * RW_VW, lanes);
+            if (last && c->slopes) y = RW_FN(prelu)(y, c->slopes[first + o]);
+            RW_FN(store)(out + o * c->output_plane + x * RW_VW, y, lanes);
+        }
+    }
+}
+
+RW_INLINE void RW_FN(pointwise_span)(const rw_conv1x1 *c, int g, int first, const int ob, const int nx, long p0,
+                                     long p1, int i0, int i1) {
+    long px = p0;
+    if (nx > 1) {
+        for (; px + nx * RW_VW <= p1; px += nx * RW_VW) RW_FN(pointwise_tile)(c, g, first, ob, nx, px, RW_VW, i0, i1);
+    }
+    for (; px < p1; px += RW_VW) {
+        const long left = p1 - px;
+        RW_FN(pointwise_tile)(c, g, first, ob, 1, px, left < RW_VW ? (int)left : RW_VW, i0, i1);
+    }
+}
+
+#define RW_POINTWISE_CASE(n, x)                                                                         \
+    case n: RW_FN(pointwise_span)(c, g, first, n, x, s0, s1, i0, i1); break;
+
+// Spans of 256 pixels: a pass's sixteen input rows of a span (16 KB) stay in L1 while every output block reads
+// them; the outputs' partial sums of a span stay in L2.
+RW_TARGET static void RW_FN(pointwise)(const rw_conv1x1 *c, int g0, int g1, long p0, long p1) {
+    const int cin = c->in_per_group, cout = c->out_per_group;
+    for (int g = g0; g < g1; g++) {
+        for (long s0 = p0; s0 < p1; s0 += 256) {
+            const long s1 = p1 - s0 > 256 ? s0 + 256 : p1;
+            for (int i0 = 0; i0 < cin; i0 += 16) {
+                const int i1 = cin - i0 > 16 ? i0 + 16 : cin;
+                int blocks = (cout + 7) / 8, done = 0;
+                for (; blocks > 0; blocks--) {
+                    const int n = (cout - done + blocks - 1) / blocks;
+                    const int first = g * cout + done;
+                    switch (n) {
+                        RW_POINTWISE_CASE(1, 4)
+                        RW_POINTWISE_CASE(2, 4)
+                        RW_POINTWISE_CASE(3, RW_NX34)
+                        RW_POINTWISE_CASE(4, RW_NX34)
+                        RW_POINTWISE_CASE(5, RW_NX56)
+                        RW_POINTWISE_CASE(6, RW_NX56)
+                        RW_POINTWISE_CASE(7, RW_NX78)
+                        default: RW_POINTWISE_CASE(8, RW_NX78)
+                    }
+                    done += n;
+                }
+            }
+        }
+    }
+}
+#undef RW_POINTWISE_CASE
+
 RW_TARGET static void RW_FN(interleave)(const float *even, const float *odd, float *out, int count, float scale,
                                         float bias, int has_slope, float slope) {
     int x = 0;
@@ -235,6 +341,9 @@ RW_TARGET static void RW_FN(interleave)(const float *even, const float *odd, flo
     }
 }
 
+#undef RW_NX34
+#undef RW_NX56
+#undef RW_NX78
 #undef RW_INLINE
 #undef RW_VF
 #undef RW_FN

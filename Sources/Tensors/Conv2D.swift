@@ -93,6 +93,8 @@ public struct Conv2D: Sendable {
             let padded = PaddedPlanes.copy(x, pad: padding.h, rowStride: paddedRowStride(x.width, outWidth: ow),
                                            arena: arena, name: "conv.padded")
             direct3x3(padded, out)
+        } else if isPointwise {
+            pointwise(x, out, residual: residual, slopes: prelu)
         } else if isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1) {
             direct(x, out)
         } else {
@@ -105,6 +107,34 @@ public struct Conv2D: Sendable {
     public var usesPadded3x3: Bool {
         kernel == (3, 3) && stride.h == stride.w && (stride.h == 1 || stride.h == 2)
             && dilation.h == dilation.w && padding.h == padding.w
+    }
+
+    /// A 1x1 convolution with stride 1 and no padding: the pointwise kernel of `Kernels`, bias, residual and PReLU
+    /// in the same pass.
+    public var isPointwise: Bool { kernel == (1, 1) && stride == (1, 1) && padding == (0, 0) }
+
+    /// `out = prelu(conv(x) + bias + residual)` through the pointwise kernel, split over blocks of pixels.
+    private func pointwise(_ x: Tensor, _ out: Tensor, residual: Tensor?, slopes: [Float]?) {
+        let pixels = out.plane
+        weight.withUnsafeBufferPointer { weights in
+        bias.withUnsafeBufferPointer { bias in
+        withOptionalBuffer(slopes) { slopes in
+            let isa = Kernels.argument
+            let conv = rw_conv1x1(
+                input: UnsafePointer(x.data), input_plane: x.plane, in_per_group: Int32(inChannels / groups),
+                out_per_group: Int32(outChannels / groups), weight: weights.baseAddress, bias: bias.baseAddress,
+                slopes: slopes, residual: residual.map { UnsafePointer($0.data) }, residual_plane: residual?.plane ?? 0,
+                output: out.data, output_plane: out.plane, pixels: pixels)
+            // Blocks of 64 pixels, at least 1,024 pixels a thread.
+            let blocks = (pixels + 63) / 64
+            ComputeThreads.forEach(blocks, minimumPerThread: 16) { range in
+                withUnsafePointer(to: conv) {
+                    rw_conv1x1_run(isa, $0, 0, Int32(groups), range.lowerBound * 64, min(pixels, range.upperBound * 64))
+                }
+            }
+        }
+        }
+        }
     }
 
     /// The row length a `PaddedPlanes` input of width `w` needs for this convolution.
@@ -206,25 +236,11 @@ public struct Conv2D: Sendable {
     /// For a 1x1 convolution over a few channels (the image reinforcement of a strided block): adds its output to
     /// `out` and applies the PReLU `slopes`, one pass over `out`: `out = prelu(out + conv(x))`.
     public func forward(_ x: Tensor, addingTo out: Tensor, prelu slopes: [Float]) {
-        precondition(kernel == (1, 1) && stride == (1, 1) && padding == (0, 0) && groups == 1 && prelu == nil && inChannels <= 4)
+        precondition(isPointwise && prelu == nil && inChannels <= 16, "adding a pointwise convolution of one input pass")
         precondition(x.channels == inChannels && out.shape == [outChannels, x.height, x.width] && slopes.count == outChannels)
-        OperationCounter.add(x.plane * outChannels * inChannels)
-        let n = x.plane, cin = inChannels
-        weight.withUnsafeBufferPointer { weights in
-            ComputeThreads.forEach(outChannels, minimumPerThread: 2) { range in
-                for o in range {
-                    let w0 = weights[o * cin], w1 = cin > 1 ? weights[o * cin + 1] : 0
-                    let w2 = cin > 2 ? weights[o * cin + 2] : 0, w3 = cin > 3 ? weights[o * cin + 3] : 0
-                    let x0 = x.channel(0), x1 = x.channel(min(1, cin - 1))
-                    let x2 = x.channel(min(2, cin - 1)), x3 = x.channel(min(3, cin - 1))
-                    let b = bias[o], a = slopes[o], dst = out.channel(o)
-                    for i in 0..<n {
-                        let v = dst[i] + (w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i] + b)
-                        dst[i] = v > 0 ? v : v * a
-                    }
-                }
-            }
-        }
+        OperationCounter.add(x.plane * outChannels * inChannels / groups)
+        // One input pass: each output value is read as the residual before it is written, so `out` can be both.
+        pointwise(x, out, residual: out, slopes: slopes)
     }
 
     /// A convenience that allocates the output.

@@ -38,6 +38,35 @@ struct KernelSetTests {
         #expect(ops.maxDifference(out, ops.naiveConv(x, conv)) < 2e-4)
     }
 
+    @Test("1x1 convolutions with groups, a residual and a PReLU; one over few channels added into its output",
+          arguments: sets, [(cin: 40, cout: 36, groups: 2), (cin: 128, cout: 20, groups: 1), (cin: 12, cout: 13, groups: 1)])
+    func pointwise(_ set: KernelSet, _ k: (cin: Int, cout: Int, groups: Int)) {
+        var random = OpsTests.Generator(state: UInt64(k.cin + k.cout))
+        var conv = Conv2D(inChannels: k.cin, outChannels: k.cout, kernel: (1, 1), groups: k.groups,
+                          weight: random.values(k.cout * k.cin / k.groups), bias: random.values(k.cout))
+        #expect(conv.isPointwise)
+        let h = 7, w = 83  // 581 pixels: spans of 256, whole blocks of vectors and a partial one
+        let x = Tensor(shape: [k.cin, h, w], values: random.values(k.cin * h * w))
+        let skip = Tensor(shape: [k.cout, h, w], values: random.values(k.cout * h * w))
+        let slopes = random.values(k.cout).map { abs($0) / 4 }
+        let expected = ops.naiveConv(x, conv)  // linear: the residual comes before the PReLU
+        for c in 0..<k.cout {
+            for i in 0..<h * w {
+                let v = expected.channel(c)[i] + skip.channel(c)[i]
+                expected.channel(c)[i] = v > 0 ? v : v * slopes[c]
+            }
+        }
+        let added = Tensor(shape: skip.shape, values: Array(UnsafeBufferPointer(start: skip.data, count: skip.count)))
+        if k.cin <= 16 {
+            Kernels.using(set) { conv.forward(x, addingTo: added, prelu: slopes) }
+            #expect(ops.maxDifference(added, expected) < 2e-4)
+        }
+        conv.setPReLU(slopes)
+        let out = Tensor(shape: [k.cout, h, w])
+        Kernels.using(set) { conv.forward(x, into: out, arena: Arena(), residual: skip) }
+        #expect(ops.maxDifference(out, expected) < 2e-4)
+    }
+
     @Test("hierarchical depthwise branches", arguments: sets, [1, 2])
     func hierarchical(_ set: KernelSet, _ stride: Int) {
         var random = OpsTests.Generator(state: UInt64(90 + stride))

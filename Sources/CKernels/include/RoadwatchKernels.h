@@ -79,6 +79,26 @@ typedef struct rw_hierarchical {
 /// Computes input channels `channel_begin..<channel_end` (every branch of each).
 void rw_hierarchical_run(int isa, const rw_hierarchical *h, int channel_begin, int channel_end);
 
+/// A 1x1 convolution with groups over contiguous planes of `pixels` floats: its bias, an optional residual added
+/// before an optional PReLU.
+typedef struct rw_conv1x1 {
+    const float *input;      // input channel 0
+    long input_plane;        // floats from one input channel to the next
+    int in_per_group;
+    int out_per_group;
+    const float *weight;     // [outputs][in_per_group]
+    const float *bias;       // [outputs]
+    const float *slopes;     // [outputs] PReLU slopes, or NULL
+    const float *residual;   // laid out as the output, or NULL
+    long residual_plane;
+    float *output;
+    long output_plane;
+    long pixels;
+} rw_conv1x1;
+
+/// Computes groups `group_begin..<group_end`, pixels `pixel_begin..<pixel_end` of each.
+void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_end, long pixel_begin, long pixel_end);
+
 /// Two rows side by side, lane by lane: `out[2x] = f(even[x])`, `out[2x + 1] = f(odd[x])` for x in 0..<count, with
 /// f(v) = v * scale + bias, then a PReLU of `slope` unless `has_slope` is 0 (a 2x2 stride-2 transposed
 /// convolution's output row from its two column phases).
