@@ -110,9 +110,14 @@ RW_INLINE void RW_FN(conv_tile)(const rw_conv3x3 *c, const float *row, const lon
     for (int o = 0; o < ob; o++) {
 #pragma clang loop unroll(full)
         for (int x = 0; x < nx; x++) {
+            const int lanes = x == nx - 1 ? count : RW_VW;
             RW_VF y = acc[o][x];
+            if (last && c->residual) {
+                const float *r = c->residual + (first + o) * c->residual_plane + (long)oy * c->out_width + ox;
+                y += RW_FN(load_part)(r + x * RW_VW, lanes);
+            }
             if (last && c->slopes) y = RW_FN(prelu)(y, c->slopes[first + o]);
-            RW_FN(store)(out + o * c->output_plane + x * RW_VW, y, x == nx - 1 ? count : RW_VW);
+            RW_FN(store)(out + o * c->output_plane + x * RW_VW, y, lanes);
         }
     }
 }

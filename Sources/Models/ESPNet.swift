@@ -177,15 +177,11 @@ struct ESPBlock {
         let (h, w) = reduce.outputSize(x.height, x.width)
         let r = a.tensor("\(name).r", [n, h, w])
         reduce.forward(x, into: r, arena: a)
+        // The five branches read one bordered copy of r; d4, d8 and d16 each add the branch before them.
         let first = branches[0].outChannels
-        branches[0].forward(r, into: Tensor(channelsOf: out, 0..<first), arena: a)
-        var previous: Tensor?
-        for (i, branch) in branches.dropFirst().enumerated() {
-            let part = Tensor(channelsOf: out, (first + i * n)..<(first + (i + 1) * n))
-            branch.forward(r, into: part, arena: a)
-            if let previous { Ops.add(part, previous, into: part) }
-            previous = part
-        }
+        let parts = [Tensor(channelsOf: out, 0..<first)]
+            + (0..<4).map { i in Tensor(channelsOf: out, (first + i * n)..<(first + (i + 1) * n)) }
+        Conv2D.forward(branches, sharing: r, into: parts, cumulativeFrom: 1, arena: a, name: "conv.padded")
         if residual { Ops.add(out, x, into: out) }
         Ops.affine(out, scale: norm.scale, shift: norm.shift, prelu: slopes, into: out)
     }

@@ -80,8 +80,8 @@ public struct Conv2D: Sendable {
         // Few outputs per group (depthwise, or the pyramid's 5-in/1-out groups): a direct loop does exactly the
         // multiply-adds, where im2col would copy every input pixel kh·kw times for a tiny GEMM.
         precondition(residual == nil || residual!.shape == out.shape, "residual \(residual!.shape) for output \(out.shape)")
-        if let residual, usesPadded3x3 || isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1) {
-            // Direct paths finish each value in registers: add the residual before the activation separately.
+        if let residual, !usesPadded3x3 && (isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1)) {
+            // The direct loop finishes each value in registers: add the residual before the activation separately.
             var linear = self
             linear.prelu = nil
             linear.forward(x, into: out, arena: arena, residual: nil)
@@ -92,7 +92,7 @@ public struct Conv2D: Sendable {
         if usesPadded3x3 {
             let padded = PaddedPlanes.copy(x, pad: padding.h, rowStride: paddedRowStride(x.width, outWidth: ow),
                                            arena: arena, name: "conv.padded")
-            direct3x3(padded, out)
+            direct3x3(padded, out, residual: residual)
         } else if isPointwise {
             pointwise(x, out, residual: residual, slopes: prelu)
         } else if isDepthwise || (outChannels / groups <= 4 && kernel.h * kernel.w > 1) {
@@ -196,18 +196,39 @@ public struct Conv2D: Sendable {
         forward(padded: padded, into: out)
     }
 
-    /// Convolves an input already copied with a border of `padding` zeros (see `usesPadded3x3`).
-    func forward(padded: PaddedPlanes, into out: Tensor) {
-        precondition(usesPadded3x3 && padded.channels == inChannels && padded.pad == padding.h)
+    /// Convolves an input already copied with a border of at least `padding` zeros (see `usesPadded3x3`), adding
+    /// `residual` (shaped as `out`) before the PReLU.
+    func forward(padded: PaddedPlanes, into out: Tensor, residual: Tensor? = nil) {
+        precondition(usesPadded3x3 && padded.channels == inChannels && padded.pad >= padding.h)
         let (oh, ow) = outputSize(padded.height, padded.width)
         precondition(out.shape == [outChannels, oh, ow], "conv output \(out.shape) should be \([outChannels, oh, ow])")
-        precondition(padded.rowStride >= paddedRowStride(padded.width, outWidth: ow))
+        precondition(residual == nil || residual!.shape == out.shape)
+        precondition(padded.rowStride - (padded.pad - padding.h) >= paddedRowStride(padded.width, outWidth: ow))
         OperationCounter.add(oh * ow * outChannels * (inChannels / groups) * 9)
-        direct3x3(padded, out)
+        direct3x3(padded, out, residual: residual)
+    }
+
+    /// Several 3x3 convolutions of one input, as ESP blocks' dilated branches are: the input is copied once, with a
+    /// border wide enough for the largest dilation, and each convolution reads its own taps from it. With
+    /// `cumulativeFrom: k`, output i (for i > k) gets output i - 1 added before its activation — the hierarchical
+    /// sums of the branches, in the convolution's pass.
+    public static func forward(_ convs: [Conv2D], sharing x: Tensor, into outputs: [Tensor], cumulativeFrom: Int? = nil,
+                               arena: Arena, name: String) {
+        precondition(convs.count == outputs.count && !convs.isEmpty)
+        for conv in convs { precondition(conv.usesPadded3x3 && conv.inChannels == x.channels, "shared-input convolutions must be 3x3") }
+        let pad = convs.map(\.padding.h).max()!
+        let rowStride = convs.map { conv in
+            (pad - conv.padding.h) + conv.paddedRowStride(x.width, outWidth: conv.outputSize(x.height, x.width).1)
+        }.max()!
+        let padded = PaddedPlanes.copy(x, pad: pad, rowStride: rowStride, arena: arena, name: name)
+        for (i, conv) in convs.enumerated() {
+            let previous = cumulativeFrom.flatMap { i > $0 ? outputs[i - 1] : nil }
+            conv.forward(padded: padded, into: outputs[i], residual: previous)
+        }
     }
 
     /// The 3x3 kernel for this CPU (see `Kernels`), split over groups, or over rows when there is one group.
-    private func direct3x3(_ padded: PaddedPlanes, _ out: Tensor) {
+    private func direct3x3(_ padded: PaddedPlanes, _ out: Tensor, residual: Tensor? = nil) {
         let oh = out.height, ow = out.width
         weight.withUnsafeBufferPointer { weights in
         bias.withUnsafeBufferPointer { bias in
@@ -218,6 +239,7 @@ public struct Conv2D: Sendable {
                 in_per_group: Int32(inChannels / groups), out_per_group: Int32(outChannels / groups),
                 stride: Int32(stride.h), dilation: Int32(dilation.h), padding: Int32(padding.h),
                 weight: weights.baseAddress, bias: bias.baseAddress, slopes: slopes,
+                residual: residual.map { UnsafePointer($0.data) }, residual_plane: residual?.plane ?? 0,
                 output: out.data, output_plane: out.plane, out_height: Int32(oh), out_width: Int32(ow))
             if groups > 1 {
                 ComputeThreads.forEach(groups, minimumPerThread: 1) { range in

@@ -53,11 +53,23 @@ public enum Ops {
 
     /// Mean of each channel.
     public static func channelMeans(_ x: Tensor) -> [Float] {
-        (0..<x.channels).map { c in
-            var sum = 0.0
-            let p = x.channel(c)
-            for i in 0..<x.plane { sum += Double(p[i]) }
-            return Float(sum / Double(x.plane))
+        // Eight running sums in double: one sum per channel waited on each add's latency (3% of a 1024x512 run).
+        let n = x.plane
+        return (0..<x.channels).map { c in
+            let p = UnsafeRawPointer(x.channel(c))
+            var lanes = SIMD8<Double>()
+            var i = 0
+            while i + 8 <= n {
+                let v = p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                lanes += SIMD8<Double>(v)
+                i += 8
+            }
+            var sum = lanes.sum()
+            while i < n {
+                sum += Double(x.channel(c)[i])
+                i += 1
+            }
+            return Float(sum / Double(n))
         }
     }
 

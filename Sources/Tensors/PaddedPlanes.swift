@@ -1,6 +1,6 @@
 /// A zero-bordered copy of a (C, H, W) tensor, so that 3x3 taps near an edge read zeros instead of being
 /// checked: every plane has `pad` zero rows above and below and `pad` zero columns on the left, and rows long
-/// enough that eight-wide loads past the last output stay inside the buffer (those lanes are never stored).
+/// enough that the kernels' vector loads (up to sixteen wide) past the last output stay inside the buffer (those lanes are never stored).
 ///
 /// The copy can apply what the previous layer left for later — a per-channel affine map with a PReLU, and a
 /// channel permutation — so that pass costs nothing extra.
@@ -98,36 +98,10 @@ struct PaddedPlanes {
     }
 }
 
-/// How far apart consecutive output pixels are in the input, as a type so each kernel is compiled per stride.
-protocol KernelStep {
-    static var step: Int { get }
-    /// Eight inputs `step` apart from `p`.
-    static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float>
-}
-
-enum Step1: KernelStep {
-    static var step: Int { 1 }
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-}
-
-enum Step2: KernelStep {
-    static var step: Int { 2 }
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-    }
-}
-
-/// The nine taps of a 3x3 kernel `k` (row-major) over eight outputs whose top-left tap is at `p`.
+/// Eight inputs two apart from `p` (the even lanes of sixteen).
 @inline(__always)
-func taps3x3<S: KernelStep>(_: S.Type, _ p: UnsafePointer<Float>, rowStride: Int, dy: Int, dx: Int,
-                            _ k: UnsafePointer<Float>) -> SIMD8<Float> {
-    let q = p + dy * rowStride, r = q + dy * rowStride
-    let top = k[0] * S.load(p) + k[1] * S.load(p + dx) + k[2] * S.load(p + 2 * dx)
-    let middle = k[3] * S.load(q) + k[4] * S.load(q + dx) + k[5] * S.load(q + 2 * dx)
-    let bottom = k[6] * S.load(r) + k[7] * S.load(r + dx) + k[8] * S.load(r + 2 * dx)
-    return top + middle + bottom
+func evenLanes(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
 }
 
 /// Stores the first `count` (at most eight) lanes of `v` at `p`.
@@ -139,15 +113,3 @@ func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { p[i] = v[i] }
     }
 }
-
-@inline(__always)
-func preluLanes(_ v: SIMD8<Float>, _ slope: SIMD8<Float>) -> SIMD8<Float> {
-    v.replacing(with: v * slope, where: v .< 0)
-}
-
-/// How many outputs a kernel computes together, as a type so each count is compiled on its own.
-protocol OutputCount { static var count: Int { get } }
-enum Outputs1: OutputCount { static var count: Int { 1 } }
-enum Outputs2: OutputCount { static var count: Int { 2 } }
-enum Outputs3: OutputCount { static var count: Int { 3 } }
-enum Outputs4: OutputCount { static var count: Int { 4 } }

@@ -29,9 +29,9 @@ public enum Pooling {
                     var ox = 1
                     while ox + 8 <= vectorEnd {
                         let i = ox * 2 - 1
-                        var sum = Step2.load(r0 + i) + Step2.load(r0 + i + 1) + Step2.load(r0 + i + 2)
-                        sum += Step2.load(r1 + i) + Step2.load(r1 + i + 1) + Step2.load(r1 + i + 2)
-                        sum += Step2.load(r2 + i) + Step2.load(r2 + i + 1) + Step2.load(r2 + i + 2)
+                        var sum = evenLanes(r0 + i) + evenLanes(r0 + i + 1) + evenLanes(r0 + i + 2)
+                        sum += evenLanes(r1 + i) + evenLanes(r1 + i + 1) + evenLanes(r1 + i + 2)
+                        sum += evenLanes(r2 + i) + evenLanes(r2 + i + 1) + evenLanes(r2 + i + 2)
                         store(sum / 9, line + ox, count: 8)
                         ox += 8
                     }

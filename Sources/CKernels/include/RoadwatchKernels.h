@@ -33,7 +33,8 @@ static inline void rw_spin_pause(void) {
 #endif
 }
 
-/// A 3x3 convolution with square stride 1 or 2, any dilation and groups, its bias and an optional PReLU.
+/// A 3x3 convolution with square stride 1 or 2, any dilation and groups, its bias, an optional residual and an
+/// optional PReLU. The input's border may be wider than `padding` (one copy serving several dilations).
 typedef struct rw_conv3x3 {
     const float *input;      // pixel (0, 0) of input channel 0
     long plane_stride;       // floats from one input channel to the next
@@ -46,6 +47,8 @@ typedef struct rw_conv3x3 {
     const float *weight;     // [outputs][in_per_group][3][3]
     const float *bias;       // [outputs]
     const float *slopes;     // [outputs] PReLU slopes, or NULL
+    const float *residual;   // added before the PReLU, laid out as the output, or NULL
+    long residual_plane;
     float *output;           // pixel (0, 0) of output channel 0
     long output_plane;       // floats from one output channel to the next
     int out_height;
