@@ -46,18 +46,28 @@ public struct PointSet: Sendable {
 
     /// Mean over dimensions of each dimension's variance (scikit-learn's scale for `tol`).
     var meanVariance: Double {
-        var total = 0.0
+        // Point after point, every dimension's sums side by side: the same additions in the same order per
+        // dimension as summing one column at a time, without striding through the matrix (a column at a time
+        // missed the cache on every value: 2% of a 1024x512 run).
+        var sum = [Double](repeating: 0, count: dimension), sumSquares = sum
         values.withUnsafeBufferPointer { v in
-            for j in 0..<dimension {
-                var sum = 0.0, sumSquares = 0.0
+            sum.withUnsafeMutableBufferPointer { sum in
+            sumSquares.withUnsafeMutableBufferPointer { sumSquares in
                 for i in 0..<count {
-                    let x = Double(v[i * dimension + j])
-                    sum += x
-                    sumSquares += x * x
+                    let row = v.baseAddress! + i * dimension
+                    for j in 0..<dimension {
+                        let x = Double(row[j])
+                        sum[j] += x
+                        sumSquares[j] += x * x
+                    }
                 }
-                let mean = sum / Double(count)
-                total += sumSquares / Double(count) - mean * mean
             }
+            }
+        }
+        var total = 0.0
+        for j in 0..<dimension {
+            let mean = sum[j] / Double(count)
+            total += sumSquares[j] / Double(count) - mean * mean
         }
         return total / Double(dimension)
     }

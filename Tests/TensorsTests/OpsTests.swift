@@ -249,7 +249,9 @@ struct OpsTests {
         #expect(worst < 1e-5)
     }
 
-    @Test("bilinear resize with align_corners true and false", arguments: [(true, 3, 4, 7, 5), (false, 3, 4, 7, 5), (false, 6, 9, 4, 5), (true, 5, 5, 10, 10)])
+    @Test("bilinear resize with align_corners true and false",
+          arguments: [(true, 3, 4, 7, 5), (false, 3, 4, 7, 5), (false, 6, 9, 4, 5), (true, 5, 5, 10, 10), (true, 9, 40, 17, 81),
+                      (false, 7, 33, 20, 67), (false, 30, 70, 12, 35)])
     func bilinear(_ alignCorners: Bool, _ h: Int, _ w: Int, _ oh: Int, _ ow: Int) {
         var random = Generator(state: UInt64(oh * 10 + ow))
         let x = Tensor(shape: [1, h, w], values: random.values(h * w))
