@@ -92,43 +92,31 @@ int rw_isa_select(int isa) {
     return s;
 }
 
-void rw_conv3x3_run(int isa, const rw_conv3x3 *conv, int group_begin, int group_end, int row_begin, int row_end) {
-    switch (usable(isa)) {
+// Runs `name` compiled for the instruction set `isa` (lowered to one the CPU runs).
 #if defined(__x86_64__)
-    case RW_ISA_AVX512: conv3x3_avx512(conv, group_begin, group_end, row_begin, row_end); break;
-    case RW_ISA_AVX2: conv3x3_avx2(conv, group_begin, group_end, row_begin, row_end); break;
-#endif
-    default: conv3x3_generic(conv, group_begin, group_end, row_begin, row_end); break;
+#define RW_DISPATCH(isa, name, ...)                                                                     \
+    switch (usable(isa)) {                                                                              \
+    case RW_ISA_AVX512: name##_avx512(__VA_ARGS__); break;                                              \
+    case RW_ISA_AVX2: name##_avx2(__VA_ARGS__); break;                                                  \
+    default: name##_generic(__VA_ARGS__); break;                                                        \
     }
+#else
+#define RW_DISPATCH(isa, name, ...) ((void)usable(isa), name##_generic(__VA_ARGS__))
+#endif
+
+void rw_conv3x3_run(int isa, const rw_conv3x3 *conv, int group_begin, int group_end, int row_begin, int row_end) {
+    RW_DISPATCH(isa, conv3x3, conv, group_begin, group_end, row_begin, row_end);
 }
 
 void rw_hierarchical_run(int isa, const rw_hierarchical *h, int channel_begin, int channel_end) {
-    switch (usable(isa)) {
-#if defined(__x86_64__)
-    case RW_ISA_AVX512: hierarchical_avx512(h, channel_begin, channel_end); break;
-    case RW_ISA_AVX2: hierarchical_avx2(h, channel_begin, channel_end); break;
-#endif
-    default: hierarchical_generic(h, channel_begin, channel_end); break;
-    }
+    RW_DISPATCH(isa, hierarchical, h, channel_begin, channel_end);
 }
 
 void rw_interleave_affine(int isa, const float *even, const float *odd, float *out, int count, float scale, float bias,
                           int has_slope, float slope) {
-    switch (usable(isa)) {
-#if defined(__x86_64__)
-    case RW_ISA_AVX512: interleave_avx512(even, odd, out, count, scale, bias, has_slope, slope); break;
-    case RW_ISA_AVX2: interleave_avx2(even, odd, out, count, scale, bias, has_slope, slope); break;
-#endif
-    default: interleave_generic(even, odd, out, count, scale, bias, has_slope, slope); break;
-    }
+    RW_DISPATCH(isa, interleave, even, odd, out, count, scale, bias, has_slope, slope);
 }
 
 void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_end, long pixel_begin, long pixel_end) {
-    switch (usable(isa)) {
-#if defined(__x86_64__)
-    case RW_ISA_AVX512: pointwise_avx512(conv, group_begin, group_end, pixel_begin, pixel_end); break;
-    case RW_ISA_AVX2: pointwise_avx2(conv, group_begin, group_end, pixel_begin, pixel_end); break;
-#endif
-    default: pointwise_generic(conv, group_begin, group_end, pixel_begin, pixel_end); break;
-    }
+    RW_DISPATCH(isa, pointwise, conv, group_begin, group_end, pixel_begin, pixel_end);
 }

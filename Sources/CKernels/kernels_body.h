@@ -139,6 +139,25 @@ RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long
         RW_FN(conv_tile)(c, row, offsets, first, ob, 1, step, oy, ox, ow - ox, i0, i1);
 }
 
+// Every output of group `g` in blocks of at most eight, as even as they come (25 outputs: 7, 6, 6, 6), each block
+// run by `CASE(n, vectors)` with `first` its first output channel.
+#define RW_OUTPUT_BLOCKS(CASE)                                                                          \
+    for (int blocks = (cout + 7) / 8, done = 0; blocks > 0; blocks--) {                                 \
+        const int n = (cout - done + blocks - 1) / blocks;                                              \
+        const int first = g * cout + done;                                                              \
+        switch (n) {                                                                                    \
+            CASE(1, 4)                                                                                  \
+            CASE(2, 4)                                                                                  \
+            CASE(3, RW_NX34)                                                                            \
+            CASE(4, RW_NX34)                                                                            \
+            CASE(5, RW_NX56)                                                                            \
+            CASE(6, RW_NX56)                                                                            \
+            CASE(7, RW_NX78)                                                                            \
+            default: CASE(8, RW_NX78)                                                                   \
+        }                                                                                               \
+        done += n;                                                                                      \
+    }
+
 // Up to eight outputs share each input load; with few outputs several vectors of pixels keep enough independent
 // sums in flight to hide the multiply-add latency.
 #define RW_CONV_CASE(n, x)                                                                              \
@@ -162,22 +181,7 @@ RW_TARGET static void RW_FN(conv3x3)(const rw_conv3x3 *c, int g0, int g1, int r0
             const float *row = group + (long)(oy * step - p) * rs - p;
             for (int i0 = 0; i0 < cin; i0 += 16) {
                 const int i1 = cin - i0 > 16 ? i0 + 16 : cin;
-                int blocks = (cout + 7) / 8, done = 0;
-                for (; blocks > 0; blocks--) {
-                    const int n = (cout - done + blocks - 1) / blocks;
-                    const int first = g * cout + done;
-                    switch (n) {
-                        RW_CONV_CASE(1, 4)
-                        RW_CONV_CASE(2, 4)
-                        RW_CONV_CASE(3, RW_NX34)
-                        RW_CONV_CASE(4, RW_NX34)
-                        RW_CONV_CASE(5, RW_NX56)
-                        RW_CONV_CASE(6, RW_NX56)
-                        RW_CONV_CASE(7, RW_NX78)
-                        default: RW_CONV_CASE(8, RW_NX78)
-                    }
-                    done += n;
-                }
+                RW_OUTPUT_BLOCKS(RW_CONV_CASE)
             }
         }
     }
@@ -300,22 +304,7 @@ RW_TARGET static void RW_FN(pointwise)(const rw_conv1x1 *c, int g0, int g1, long
             const long s1 = p1 - s0 > 256 ? s0 + 256 : p1;
             for (int i0 = 0; i0 < cin; i0 += 16) {
                 const int i1 = cin - i0 > 16 ? i0 + 16 : cin;
-                int blocks = (cout + 7) / 8, done = 0;
-                for (; blocks > 0; blocks--) {
-                    const int n = (cout - done + blocks - 1) / blocks;
-                    const int first = g * cout + done;
-                    switch (n) {
-                        RW_POINTWISE_CASE(1, 4)
-                        RW_POINTWISE_CASE(2, 4)
-                        RW_POINTWISE_CASE(3, RW_NX34)
-                        RW_POINTWISE_CASE(4, RW_NX34)
-                        RW_POINTWISE_CASE(5, RW_NX56)
-                        RW_POINTWISE_CASE(6, RW_NX56)
-                        RW_POINTWISE_CASE(7, RW_NX78)
-                        default: RW_POINTWISE_CASE(8, RW_NX78)
-                    }
-                    done += n;
-                }
+                RW_OUTPUT_BLOCKS(RW_POINTWISE_CASE)
             }
         }
     }
@@ -346,6 +335,7 @@ RW_TARGET static void RW_FN(interleave)(const float *even, const float *odd, flo
     }
 }
 
+#undef RW_OUTPUT_BLOCKS
 #undef RW_NX34
 #undef RW_NX56
 #undef RW_NX78

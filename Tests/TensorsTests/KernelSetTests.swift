@@ -67,18 +67,30 @@ struct KernelSetTests {
         #expect(ops.maxDifference(out, expected) < 2e-4)
     }
 
-    @Test("hierarchical depthwise branches", arguments: sets, [1, 2])
-    func hierarchical(_ set: KernelSet, _ stride: Int) {
-        var random = OpsTests.Generator(state: UInt64(90 + stride))
-        let n = 5, dilations = [1, 2, 4, 8]
-        let branches = dilations.map { d in
-            Conv2D(inChannels: n, outChannels: n, kernel: (3, 3), stride: (stride, stride), padding: (d, d), dilation: (d, d),
+    struct Hierarchical: Sendable, CustomTestStringConvertible {
+        var channels, stride, h, w: Int
+        var dilations: [Int]
+        var testDescription: String { "\(channels) channels s\(stride) d\(dilations) on \(h)x\(w)" }
+    }
+
+    /// Running sums, BN and PReLU against the branches one by one through the naive convolution.
+    @Test("hierarchical depthwise branches", arguments: sets, [
+        Hierarchical(channels: 5, stride: 1, h: 10, w: 150, dilations: [1, 2, 4, 8]),
+        Hierarchical(channels: 5, stride: 2, h: 10, w: 150, dilations: [1, 2, 4, 8]),
+        Hierarchical(channels: 3, stride: 1, h: 9, w: 37, dilations: [1, 2, 3, 4]),
+        Hierarchical(channels: 3, stride: 2, h: 9, w: 37, dilations: [1, 2, 3, 4]),
+    ])
+    func hierarchical(_ set: KernelSet, _ k: Hierarchical) {
+        var random = OpsTests.Generator(state: UInt64(90 + k.stride + k.w))
+        let n = k.channels, nb = k.dilations.count
+        let branches = k.dilations.map { d in
+            Conv2D(inChannels: n, outChannels: n, kernel: (3, 3), stride: (k.stride, k.stride), padding: (d, d), dilation: (d, d),
                    groups: n, weight: random.values(n * 9), bias: random.values(n))
         }
-        let scale = random.values(4 * n), shift = random.values(4 * n), slopes = random.values(4 * n).map { abs($0) / 4 }
-        let x = Tensor(shape: [n, 10, 150], values: random.values(n * 1500))
-        let (oh, ow) = branches[0].outputSize(10, 150)
-        let out = Tensor(shape: [4 * n, oh, ow])
+        let scale = random.values(nb * n), shift = random.values(nb * n), slopes = random.values(nb * n).map { abs($0) / 4 }
+        let x = Tensor(shape: [n, k.h, k.w], values: random.values(n * k.h * k.w))
+        let (oh, ow) = branches[0].outputSize(k.h, k.w)
+        let out = Tensor(shape: [nb * n, oh, ow])
         Kernels.using(set) {
             HierarchicalDepthwise(branches: branches, scale: scale, shift: shift, slopes: slopes).forward(x, into: out, arena: Arena())
         }

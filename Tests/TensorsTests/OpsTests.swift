@@ -103,35 +103,6 @@ struct OpsTests {
         #expect(maxDifference(out, expected) < 1e-4)
     }
 
-    @Test("hierarchical depthwise branches (running sums, BN, PReLU) equal the branches one by one", arguments: [1, 2])
-    func hierarchicalDepthwise(_ stride: Int) {
-        var random = Generator(state: UInt64(40 + stride))
-        let n = 3, dilations = [1, 2, 3, 4]
-        let branches = dilations.map { d in
-            Conv2D(inChannels: n, outChannels: n, kernel: (3, 3), stride: (stride, stride), padding: (d, d), dilation: (d, d),
-                   groups: n, weight: random.values(n * 9), bias: random.values(n))
-        }
-        let scale = random.values(4 * n), shift = random.values(4 * n), slopes = random.values(4 * n).map { abs($0) / 4 }
-        let x = Tensor(shape: [n, 9, 37], values: random.values(n * 9 * 37))
-        let (oh, ow) = branches[0].outputSize(9, 37)
-        let out = Tensor(shape: [4 * n, oh, ow])
-        HierarchicalDepthwise(branches: branches, scale: scale, shift: shift, slopes: slopes).forward(x, into: out, arena: Arena())
-        var worst: Float = 0
-        var running = [Float](repeating: 0, count: n * oh * ow)
-        for (b, branch) in branches.enumerated() {
-            let part = naiveConv(x, branch)
-            for j in 0..<n {
-                for i in 0..<oh * ow {
-                    running[j * oh * ow + i] += part.channel(j)[i]
-                    let c = b * n + j
-                    let y = running[j * oh * ow + i] * scale[c] + shift[c]
-                    worst = max(worst, abs(out.channel(c)[i] - (y > 0 ? y : y * slopes[c])))
-                }
-            }
-        }
-        #expect(worst < 1e-4)
-    }
-
     @Test("a 1x1 convolution over three channels added into a map, then PReLU, equals the three steps apart")
     func pointwiseAddingTo() {
         var random = Generator(state: 77)
