@@ -109,13 +109,20 @@ public struct ScoreSummary: Sendable {
 }
 
 extension Confidence {
-    /// `cellMeans(maxLogit(…))`, the class map (`Ops.argmax`) and `cellClasses` of `scores`, read one band of grid
-    /// rows at a time: a coarse tensor with its final resize is never made whole (at 1024x512 the full scores are
-    /// 42 MB a frame). Every grid cell lies inside one band, so each band's results are the full tensor's rows.
+    /// `cellMeans(maxLogit(…))`, the class map (`Ops.argmax`) and `cellClasses` of `scores`, without the full-size
+    /// scores (at 1024x512 they are 42 MB a frame): a coarse tensor and its resize go through `Resize.scoreBlocks`,
+    /// a resized row at a time; anything else is read one band of grid rows at a time. Every grid cell lies
+    /// inside one band, so each band's results are the full tensor's rows.
     public static func summary(_ scores: ClassScores, classes: Int, cell: Int, classMap wantsMap: Bool,
                                cellClasses wantsCellClasses: Bool) -> ScoreSummary {
         let w = scores.width, h = scores.height
         precondition(w % cell == 0 && h % cell == 0 && classes >= 1 && classes <= scores.channels)
+        if case .resized(let coarse, _, _, let alignCorners) = scores, scores.channels <= 256 {
+            // A resized row at a time, in the kernel: no band of the resize is written and read back.
+            let blocks = Resize.scoreBlocks(of: coarse, width: w, height: h, alignCorners: alignCorners, classes: classes,
+                                            cell: cell, classMap: wantsMap, blockClasses: wantsCellClasses)
+            return ScoreSummary(cellConfidence: blocks.means, classMap: blocks.classMap, cellClasses: blocks.classes)
+        }
         var grid: [Float] = [], map: [UInt8] = [], cellClass: [UInt8] = []
         grid.reserveCapacity(w * h / (cell * cell))
         if wantsMap { map.reserveCapacity(w * h) }

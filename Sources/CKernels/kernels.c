@@ -120,3 +120,13 @@ void rw_interleave_affine(int isa, const float *even, const float *odd, float *o
 void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_end, long pixel_begin, long pixel_end) {
     RW_DISPATCH(isa, pointwise, conv, group_begin, group_end, pixel_begin, pixel_end);
 }
+
+long rw_score_summary_scratch(const rw_score_summary *s) {
+    long w = s->width, cells = w / s->cell;
+    return 2L * s->channels * w + 4 * w + (s->classes + 2) * cells;
+}
+
+void rw_score_summary_run(int isa, const rw_score_summary *s, int row_begin, int row_end, float *scratch, float *grid,
+                          unsigned char *class_map, unsigned char *cell_classes) {
+    RW_DISPATCH(isa, score_summary, s, row_begin, row_end, scratch, grid, class_map, cell_classes);
+}

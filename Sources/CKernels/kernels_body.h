@@ -335,6 +335,139 @@ RW_TARGET static void RW_FN(interleave)(const float *even, const float *odd, flo
     }
 }
 
+// One source row interpolated along x: `line[x] = l + (u - l) * f`, as the resize does it.
+RW_INLINE void RW_FN(summary_horizontal)(const rw_score_summary *s, const float *src, float *line) {
+#pragma clang fp contract(off)
+    const long *lower = s->x_lower, *upper = s->x_upper;
+    const float *fraction = s->x_fraction;
+    for (int x = 0; x < s->width; x++) {
+        float l = src[lower[x]], u = src[upper[x]];
+        line[x] = l + (u - l) * fraction[x];
+    }
+}
+
+RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, int r1, float *scratch, float *grid,
+                                           unsigned char *map, unsigned char *cells) {
+#pragma clang fp contract(off)
+    typedef int vi __attribute__((vector_size(RW_VW * sizeof(int))));
+    const int channels = s->channels, classes = s->classes, w = s->width, cell = s->cell, gw = w / cell;
+    const long plane = (long)s->source_width * s->source_height;
+    // Per channel the two x-interpolated source rows the current output row blends (kept while the next rows
+    // blend them too), then the row's values, their running max and argmax, the block sums.
+    float *lines = scratch, *value = lines + 2L * channels * w, *top = value + w, *best = top + w;
+    int *index = (int *)(best + w);
+    float *classSums = (float *)(index + w), *meanSums = classSums + (long)classes * gw, *rowSums = meanSums + gw;
+    long cachedTop[channels], cachedBottom[channels];
+    float *upperLine[channels], *lowerLine[channels];
+    for (int c = 0; c < channels; c++) {
+        cachedTop[c] = cachedBottom[c] = -1;
+        upperLine[c] = lines + 2L * c * w;
+        lowerLine[c] = upperLine[c] + w;
+    }
+    for (int y = r0; y < r1; y++) {
+        const int rowInCell = (y - r0) % cell;
+        if (rowInCell == 0) {
+            for (int i = 0; i < gw; i++) meanSums[i] = 0;
+            for (long i = 0; i < (long)classes * gw; i++) classSums[i] = 0;
+        }
+        const long ra = s->y_lower[y], rb = s->y_upper[y];
+        const float fy = s->y_fraction[y];
+        for (int c = 0; c < channels; c++) {
+            const float *src = s->source + c * plane;
+            if (ra != cachedTop[c]) {
+                if (ra == cachedBottom[c]) {
+                    float *t = upperLine[c];
+                    upperLine[c] = lowerLine[c];
+                    lowerLine[c] = t;
+                    cachedTop[c] = cachedBottom[c];
+                    cachedBottom[c] = -1;
+                } else {
+                    RW_FN(summary_horizontal)(s, src + ra * s->source_width, upperLine[c]);
+                    cachedTop[c] = ra;
+                }
+            }
+            if (rb != cachedBottom[c]) {
+                RW_FN(summary_horizontal)(s, src + rb * s->source_width, lowerLine[c]);
+                cachedBottom[c] = rb;
+            }
+            const float *a = upperLine[c], *b = lowerLine[c];
+            int x = 0;
+            const RW_VF vfy = RW_FN(splat)(fy);
+            for (; x + RW_VW <= w; x += RW_VW) {
+                RW_VF ta = RW_FN(load1)(a + x), tb = RW_FN(load1)(b + x);
+                RW_VF v = ta + (tb - ta) * vfy;
+                __builtin_memcpy(value + x, &v, sizeof v);
+            }
+            for (; x < w; x++) value[x] = a[x] + (b[x] - a[x]) * fy;
+
+            // The max over the classes, the argmax over every channel: a later channel wins only when greater.
+            if (c < classes) {
+                if (c == 0) {
+                    __builtin_memcpy(top, value, sizeof(float) * w);
+                } else {
+                    for (x = 0; x + RW_VW <= w; x += RW_VW) {
+                        RW_VF v = RW_FN(load1)(value + x), m = RW_FN(load1)(top + x);
+                        vi greater = (vi)(v > m);
+                        RW_VF chosen = (RW_VF)(((vi)v & greater) | ((vi)m & ~greater));
+                        __builtin_memcpy(top + x, &chosen, sizeof chosen);
+                    }
+                    for (; x < w; x++) if (value[x] > top[x]) top[x] = value[x];
+                }
+                if (!cells) goto classes_done;
+                // This row's part of each block's sum of this class: the block's row summed first, then added.
+                float *sums = classSums + (long)c * gw;
+                for (int i = 0; i < gw; i++) rowSums[i] = 0;
+                for (int j = 0; j < cell; j++)
+                    for (int i = 0; i < gw; i++) rowSums[i] += value[i * cell + j];
+                for (int i = 0; i < gw; i++) sums[i] += rowSums[i];
+            }
+        classes_done:
+            if (map) {
+                if (c == 0) {
+                    __builtin_memcpy(best, value, sizeof(float) * w);
+                    for (x = 0; x < w; x++) index[x] = 0;
+                } else {
+                    const vi vc = (vi){0} + c;
+                    for (x = 0; x + RW_VW <= w; x += RW_VW) {
+                        RW_VF v = RW_FN(load1)(value + x), m = RW_FN(load1)(best + x);
+                        vi k, greater = (vi)(v > m);
+                        __builtin_memcpy(&k, index + x, sizeof k);
+                        RW_VF chosen = (RW_VF)(((vi)v & greater) | ((vi)m & ~greater));
+                        k = (vc & greater) | (k & ~greater);
+                        __builtin_memcpy(best + x, &chosen, sizeof chosen);
+                        __builtin_memcpy(index + x, &k, sizeof k);
+                    }
+                    for (; x < w; x++) if (value[x] > best[x]) { best[x] = value[x]; index[x] = c; }
+                }
+            }
+        }
+        if (map) {
+            unsigned char *out = map + (long)(y - r0) * w;
+            for (int x = 0; x < w; x++) out[x] = (unsigned char)index[x];
+        }
+        // Each block's max-logit sum runs pixel by pixel, row after row.
+        for (int j = 0; j < cell; j++)
+            for (int i = 0; i < gw; i++) meanSums[i] += top[i * cell + j];
+        if (rowInCell == cell - 1) {
+            const long gy = (y - r0) / cell;
+            for (int i = 0; i < gw; i++) grid[gy * gw + i] = meanSums[i] / (float)(cell * cell);
+            if (cells) {
+                for (int i = 0; i < gw; i++) {
+                    float most = -__builtin_inff();
+                    int chosen = 0;
+                    for (int c = 0; c < classes; c++) {
+                        if (classSums[(long)c * gw + i] > most) {
+                            most = classSums[(long)c * gw + i];
+                            chosen = c;
+                        }
+                    }
+                    cells[gy * gw + i] = (unsigned char)chosen;
+                }
+            }
+        }
+    }
+}
+
 #undef RW_OUTPUT_BLOCKS
 #undef RW_NX34
 #undef RW_NX56

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Pooling operations.
 public enum Pooling {
     /// 3x3 average pooling, stride 2, padding 1, dividing by 9 at the borders too (padding counted).
@@ -324,5 +326,69 @@ public enum ClassScores: Sendable {
         case .resized(let t, let width, let height, let alignCorners):
             Resize.bilinearBands(t, width: width, height: height, rows: rows, alignCorners: alignCorners, body)
         }
+    }
+}
+
+/// What a consumer of class scores keeps per frame: block means of the max over the first classes, and on request
+/// the per-pixel argmax over every channel and the class of each block.
+public struct ScoreBlocks: Sendable {
+    /// The mean of the max over the first `classes` channels in each `cell` x `cell` block (row-major grid).
+    public var means: [Float]
+    /// The argmax over every channel per pixel.
+    public var classMap: [UInt8]?
+    /// Per block, the first of the `classes` channels with the greatest sum over the block.
+    public var classes: [UInt8]?
+}
+
+extension Resize {
+    /// `ScoreBlocks` of the bilinear resize of `x` to `width` x `height`, computed a resized row at a time (the
+    /// resize is never held, not even a band of it) with the same arithmetic in the same order as resizing in
+    /// full and summarising that, so every value is the one the full path gives. Grid rows are split over the
+    /// compute threads.
+    public static func scoreBlocks(of x: Tensor, width: Int, height: Int, alignCorners: Bool, classes: Int, cell: Int,
+                                   classMap wantsMap: Bool, blockClasses wantsClasses: Bool) -> ScoreBlocks {
+        precondition(width % cell == 0 && height % cell == 0 && classes >= 1 && classes <= x.channels && x.channels <= 256)
+        let ys = Axis(from: x.height, to: height, alignCorners: alignCorners)
+        let xs = Axis(from: x.width, to: width, alignCorners: alignCorners)
+        let gw = width / cell, gh = height / cell
+        var means = [Float](repeating: 0, count: gw * gh)
+        var map = [UInt8](repeating: 0, count: wantsMap ? width * height : 0)
+        var blocks = [UInt8](repeating: 0, count: wantsClasses ? gw * gh : 0)
+        xs.lower.withUnsafeBufferPointer { xLower in
+        xs.upper.withUnsafeBufferPointer { xUpper in
+        xs.fraction.withUnsafeBufferPointer { xFraction in
+        ys.lower.withUnsafeBufferPointer { yLower in
+        ys.upper.withUnsafeBufferPointer { yUpper in
+        ys.fraction.withUnsafeBufferPointer { yFraction in
+        means.withUnsafeMutableBufferPointer { means in
+        map.withUnsafeMutableBufferPointer { map in
+        blocks.withUnsafeMutableBufferPointer { blocks in
+            let isa = Kernels.argument
+            let summary = rw_score_summary(
+                source: UnsafePointer(x.data), channels: Int32(x.channels), classes: Int32(classes),
+                source_width: Int32(x.width), source_height: Int32(x.height), width: Int32(width), cell: Int32(cell),
+                x_lower: xLower.baseAddress, x_upper: xUpper.baseAddress, x_fraction: xFraction.baseAddress,
+                y_lower: yLower.baseAddress, y_upper: yUpper.baseAddress, y_fraction: yFraction.baseAddress)
+            let scratchCount = withUnsafePointer(to: summary) { rw_score_summary_scratch($0) }
+            ComputeThreads.forEach(gh, minimumPerThread: 1) { range in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+                defer { scratch.deallocate() }
+                withUnsafePointer(to: summary) {
+                    rw_score_summary_run(isa, $0, Int32(range.lowerBound * cell), Int32(range.upperBound * cell), scratch,
+                                         means.baseAddress! + range.lowerBound * gw,
+                                         wantsMap ? map.baseAddress! + range.lowerBound * cell * width : nil,
+                                         wantsClasses ? blocks.baseAddress! + range.lowerBound * gw : nil)
+                }
+            }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        }
+        return ScoreBlocks(means: means, classMap: wantsMap ? map : nil, classes: wantsClasses ? blocks : nil)
     }
 }

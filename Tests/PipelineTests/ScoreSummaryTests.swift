@@ -32,13 +32,18 @@ struct ScoreSummaryTests {
         let map = Ops.argmax(logits).map { UInt8(truncatingIfNeeded: $0) }
         let cellClasses = Confidence.cellClasses(logits, classes: classes, cell: cell)
         #expect(Set(map).count > 3, "a street scene has several classes")
-        for given in [scores, ClassScores.tensor(logits)] {
-            let summary = Confidence.summary(given, classes: classes, cell: cell, classMap: true, cellClasses: true)
-            #expect(summary.cellConfidence == cells)
-            #expect(summary.classMap == map)
-            #expect(summary.cellClasses == cellClasses)
+        // The coarse scores go through the row-at-a-time kernel, compiled for each instruction set.
+        for set in KernelSet.allCases where set.rawValue <= Kernels.supported.rawValue {
+            Kernels.using(set) {
+                for given in [scores, ClassScores.tensor(logits)] {
+                    let summary = Confidence.summary(given, classes: classes, cell: cell, classMap: true, cellClasses: true)
+                    #expect(summary.cellConfidence == cells, "\(set)")
+                    #expect(summary.classMap == map, "\(set)")
+                    #expect(summary.cellClasses == cellClasses, "\(set)")
+                }
+                let bare = Confidence.summary(scores, classes: classes, cell: cell, classMap: false, cellClasses: false)
+                #expect(bare.cellConfidence == cells && bare.classMap == nil && bare.cellClasses == nil, "\(set)")
+            }
         }
-        let bare = Confidence.summary(scores, classes: classes, cell: cell, classMap: false, cellClasses: false)
-        #expect(bare.cellConfidence == cells && bare.classMap == nil && bare.cellClasses == nil)
     }
 }

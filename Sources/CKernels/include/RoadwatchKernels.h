@@ -108,6 +108,36 @@ void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_
 void rw_interleave_affine(int isa, const float *even, const float *odd, float *out, int count, float scale, float bias,
                           int has_slope, float slope);
 
+/// The summary the monitor keeps of class scores that are a coarse tensor and its bilinear resize, computed row by
+/// row of the resize without holding it: the mean over each cell x cell block of the max over the first `classes`
+/// channels, optionally the argmax over every channel per pixel and the argmax over the first `classes` channels of
+/// each block's summed scores. The same arithmetic, in the same order, as resizing the whole tensor (each source row
+/// interpolated along x, then two such rows blended) and summarising that: every value equals the full path's.
+typedef struct rw_score_summary {
+    const float *source;     // channel 0 of the coarse scores, planes of height x width floats
+    int channels;
+    int classes;             // 1...channels
+    int source_width;
+    int source_height;
+    int width;               // of the resize, a multiple of cell
+    int cell;
+    const long *x_lower;     // [width] source columns and weights along x
+    const long *x_upper;
+    const float *x_fraction;
+    const long *y_lower;     // [the resize's height] source rows and weights along y
+    const long *y_upper;
+    const float *y_fraction;
+} rw_score_summary;
+
+/// Floats of scratch memory `rw_score_summary_run` needs for `s`.
+long rw_score_summary_scratch(const rw_score_summary *s);
+
+/// Resize rows `row_begin..<row_end` (whole cells): their block means into `grid` ((rows / cell) x (width / cell)),
+/// the per-pixel argmax into `class_map` (rows x width) and the block classes into `cell_classes` (as `grid`) when
+/// these are not NULL. `scratch` holds `rw_score_summary_scratch(s)` floats.
+void rw_score_summary_run(int isa, const rw_score_summary *s, int row_begin, int row_end, float *scratch, float *grid,
+                          unsigned char *class_map, unsigned char *cell_classes);
+
 #ifdef __cplusplus
 }
 #endif
