@@ -10,24 +10,38 @@ public enum Confidence {
         return out.array
     }
 
-    /// The mean of `map` (width x height) over each `cell` x `cell` block: the confidence grid `m_s`.
+    /// The mean of `map` (width x height) over each `cell` x `cell` block: the confidence grid `m_s`. Each block
+    /// is summed down its columns first (row after row, every column of a band at once), then across them.
     public static func cellMeans(_ map: [Float], width: Int, height: Int, cell: Int) -> [Float] {
         precondition(map.count == width * height && width % cell == 0 && height % cell == 0)
         let gw = width / cell, gh = height / cell
         var grid = [Float](repeating: 0, count: gw * gh)
+        var columns = [Float](repeating: 0, count: width)
         map.withUnsafeBufferPointer { m in
             for gy in 0..<gh {
-                for gx in 0..<gw {
-                    var sum: Float = 0
-                    for y in (gy * cell)..<((gy + 1) * cell) {
-                        let row = m.baseAddress! + y * width + gx * cell
-                        for x in 0..<cell { sum += row[x] }
-                    }
+                blockSums(m.baseAddress! + gy * cell * width, width: width, cell: cell, columns: &columns) { gx, sum in
                     grid[gy * gw + gx] = sum / Float(cell * cell)
                 }
             }
         }
         return grid
+    }
+
+    /// The sums of the `cell` x `cell` blocks of one band of `cell` rows at `rows`: column sums over the rows in
+    /// order, then each block's columns in order (the order `Resize.scoreBlocks` sums in).
+    @inline(__always)
+    static func blockSums(_ rows: UnsafePointer<Float>, width: Int, cell: Int, columns: inout [Float],
+                          _ body: (_ block: Int, _ sum: Float) -> Void) {
+        for x in 0..<width { columns[x] = 0 }
+        for y in 0..<cell {
+            let row = rows + y * width
+            for x in 0..<width { columns[x] += row[x] }
+        }
+        for gx in 0..<(width / cell) {
+            var sum: Float = 0
+            for x in (gx * cell)..<((gx + 1) * cell) { sum += columns[x] }
+            body(gx, sum)
+        }
     }
 }
 
@@ -73,23 +87,15 @@ extension Confidence {
         let gw = w / cell, gh = h / cell
         var best = [Float](repeating: -.infinity, count: gw * gh)
         var result = [UInt8](repeating: 0, count: gw * gh)
-        var sums = [Float](repeating: 0, count: gw)
+        var columns = [Float](repeating: 0, count: w)
         for c in 0..<classes {
-            let plane = logits.channelBuffer(c)
+            let plane = logits.channelBuffer(c).baseAddress!
             for gy in 0..<gh {
-                for i in 0..<gw { sums[i] = 0 }
-                for y in (gy * cell)..<((gy + 1) * cell) {
-                    let row = y * w
-                    for gx in 0..<gw {
-                        var s: Float = 0
-                        let start = row + gx * cell
-                        for x in start..<(start + cell) { s += plane[x] }
-                        sums[gx] += s
+                blockSums(plane + gy * cell * w, width: w, cell: cell, columns: &columns) { gx, sum in
+                    if sum > best[gy * gw + gx] {
+                        best[gy * gw + gx] = sum
+                        result[gy * gw + gx] = UInt8(c)
                     }
-                }
-                for gx in 0..<gw where sums[gx] > best[gy * gw + gx] {
-                    best[gy * gw + gx] = sums[gx]
-                    result[gy * gw + gx] = UInt8(c)
                 }
             }
         }

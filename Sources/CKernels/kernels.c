@@ -1,5 +1,9 @@
 #include "RoadwatchKernels.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #pragma clang fp contract(fast)
 
 #define RW_EVEN4 0, 2, 4, 6
@@ -122,8 +126,8 @@ void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_
 }
 
 long rw_score_summary_scratch(const rw_score_summary *s) {
-    long w = s->width, cells = w / s->cell;
-    return 2L * s->channels * w + 4 * w + (s->classes + 2) * cells;
+    long w = s->width;
+    return 2L * s->channels * w + 6 * w + (s->classes + 1) * w;
 }
 
 void rw_score_summary_run(int isa, const rw_score_summary *s, int row_begin, int row_end, float *scratch, float *grid,

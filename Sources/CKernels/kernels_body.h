@@ -336,14 +336,45 @@ RW_TARGET static void RW_FN(interleave)(const float *even, const float *odd, flo
 }
 
 // One source row interpolated along x: `line[x] = l + (u - l) * f`, as the resize does it.
-RW_INLINE void RW_FN(summary_horizontal)(const rw_score_summary *s, const float *src, float *line) {
+RW_INLINE void RW_FN(summary_horizontal)(const int *lower, const int *upper, const float *fraction, int w,
+                                         const float *src, int src_width, float *line) {
 #pragma clang fp contract(off)
-    const long *lower = s->x_lower, *upper = s->x_upper;
-    const float *fraction = s->x_fraction;
-    for (int x = 0; x < s->width; x++) {
+    int x = 0;
+#if RW_VW == 16
+    // Sixteen outputs whose taps lie within sixteen consecutive inputs (an enlargement): one load, two permutes.
+    const int last = (int)(src_width - 16);
+    for (; x + 16 <= w; x += 16) {
+        const int base = lower[x];
+        if (base > last || upper[x + 15] - base >= 16) break;
+        __m512i base16 = _mm512_set1_epi32(base);
+        __m512i lo = _mm512_sub_epi32(_mm512_loadu_si512(lower + x), base16);
+        __m512i hi = _mm512_sub_epi32(_mm512_loadu_si512(upper + x), base16);
+        __m512 window = _mm512_loadu_ps(src + base);
+        __m512 l = _mm512_permutexvar_ps(lo, window), u = _mm512_permutexvar_ps(hi, window);
+        _mm512_storeu_ps(line + x, _mm512_add_ps(l, _mm512_mul_ps(_mm512_sub_ps(u, l), _mm512_loadu_ps(fraction + x))));
+    }
+#endif
+    for (; x < w; x++) {
         float l = src[lower[x]], u = src[upper[x]];
         line[x] = l + (u - l) * fraction[x];
     }
+}
+
+// `sums[x] += v[x]` for x in 0..<w.
+RW_INLINE void RW_FN(summary_accumulate)(float *sums, const float *v, int w) {
+    int x = 0;
+    for (; x + RW_VW <= w; x += RW_VW) {
+        RW_VF t = RW_FN(load1)(sums + x) + RW_FN(load1)(v + x);
+        __builtin_memcpy(sums + x, &t, sizeof t);
+    }
+    for (; x < w; x++) sums[x] += v[x];
+}
+
+// Each block's sum from its column sums, left to right.
+RW_INLINE float RW_FN(summary_block)(const float *columns, int cell) {
+    float sum = 0;
+    for (int j = 0; j < cell; j++) sum += columns[j];
+    return sum;
 }
 
 RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, int r1, float *scratch, float *grid,
@@ -353,10 +384,15 @@ RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, in
     const int channels = s->channels, classes = s->classes, w = s->width, cell = s->cell, gw = w / cell;
     const long plane = (long)s->source_width * s->source_height;
     // Per channel the two x-interpolated source rows the current output row blends (kept while the next rows
-    // blend them too), then the row's values, their running max and argmax, the block sums.
+    // blend them too); the row's values, their max over the classes and argmax over every channel; the column
+    // sums of the band of `cell` rows (max-logit, then each class); the x taps as 32-bit indices.
     float *lines = scratch, *value = lines + 2L * channels * w, *top = value + w, *best = top + w;
-    int *index = (int *)(best + w);
-    float *classSums = (float *)(index + w), *meanSums = classSums + (long)classes * gw, *rowSums = meanSums + gw;
+    int *index = (int *)(best + w), *lower = index + w, *upper = lower + w;
+    float *meanColumns = (float *)(upper + w), *classColumns = meanColumns + w;
+    for (int x = 0; x < w; x++) {
+        lower[x] = (int)s->x_lower[x];
+        upper[x] = (int)s->x_upper[x];
+    }
     long cachedTop[channels], cachedBottom[channels];
     float *upperLine[channels], *lowerLine[channels];
     for (int c = 0; c < channels; c++) {
@@ -367,8 +403,8 @@ RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, in
     for (int y = r0; y < r1; y++) {
         const int rowInCell = (y - r0) % cell;
         if (rowInCell == 0) {
-            for (int i = 0; i < gw; i++) meanSums[i] = 0;
-            for (long i = 0; i < (long)classes * gw; i++) classSums[i] = 0;
+            for (int x = 0; x < w; x++) meanColumns[x] = 0;
+            if (cells) for (long i = 0; i < (long)classes * w; i++) classColumns[i] = 0;
         }
         const long ra = s->y_lower[y], rb = s->y_upper[y];
         const float fy = s->y_fraction[y];
@@ -382,12 +418,14 @@ RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, in
                     cachedTop[c] = cachedBottom[c];
                     cachedBottom[c] = -1;
                 } else {
-                    RW_FN(summary_horizontal)(s, src + ra * s->source_width, upperLine[c]);
+                    RW_FN(summary_horizontal)(lower, upper, s->x_fraction, w, src + ra * s->source_width, s->source_width,
+                                              upperLine[c]);
                     cachedTop[c] = ra;
                 }
             }
             if (rb != cachedBottom[c]) {
-                RW_FN(summary_horizontal)(s, src + rb * s->source_width, lowerLine[c]);
+                RW_FN(summary_horizontal)(lower, upper, s->x_fraction, w, src + rb * s->source_width, s->source_width,
+                                          lowerLine[c]);
                 cachedBottom[c] = rb;
             }
             const float *a = upperLine[c], *b = lowerLine[c];
@@ -413,15 +451,8 @@ RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, in
                     }
                     for (; x < w; x++) if (value[x] > top[x]) top[x] = value[x];
                 }
-                if (!cells) goto classes_done;
-                // This row's part of each block's sum of this class: the block's row summed first, then added.
-                float *sums = classSums + (long)c * gw;
-                for (int i = 0; i < gw; i++) rowSums[i] = 0;
-                for (int j = 0; j < cell; j++)
-                    for (int i = 0; i < gw; i++) rowSums[i] += value[i * cell + j];
-                for (int i = 0; i < gw; i++) sums[i] += rowSums[i];
+                if (cells) RW_FN(summary_accumulate)(classColumns + (long)c * w, value, w);
             }
-        classes_done:
             if (map) {
                 if (c == 0) {
                     __builtin_memcpy(best, value, sizeof(float) * w);
@@ -445,19 +476,19 @@ RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, in
             unsigned char *out = map + (long)(y - r0) * w;
             for (int x = 0; x < w; x++) out[x] = (unsigned char)index[x];
         }
-        // Each block's max-logit sum runs pixel by pixel, row after row.
-        for (int j = 0; j < cell; j++)
-            for (int i = 0; i < gw; i++) meanSums[i] += top[i * cell + j];
+        RW_FN(summary_accumulate)(meanColumns, top, w);
         if (rowInCell == cell - 1) {
             const long gy = (y - r0) / cell;
-            for (int i = 0; i < gw; i++) grid[gy * gw + i] = meanSums[i] / (float)(cell * cell);
+            for (int i = 0; i < gw; i++)
+                grid[gy * gw + i] = RW_FN(summary_block)(meanColumns + i * cell, cell) / (float)(cell * cell);
             if (cells) {
                 for (int i = 0; i < gw; i++) {
                     float most = -__builtin_inff();
                     int chosen = 0;
                     for (int c = 0; c < classes; c++) {
-                        if (classSums[(long)c * gw + i] > most) {
-                            most = classSums[(long)c * gw + i];
+                        float sum = RW_FN(summary_block)(classColumns + (long)c * w + i * cell, cell);
+                        if (sum > most) {
+                            most = sum;
                             chosen = c;
                         }
                     }
