@@ -134,3 +134,9 @@ void rw_score_summary_run(int isa, const rw_score_summary *s, int row_begin, int
                           unsigned char *class_map, unsigned char *cell_classes) {
     RW_DISPATCH(isa, score_summary, s, row_begin, row_end, scratch, grid, class_map, cell_classes);
 }
+
+long rw_resize_scratch(const rw_resize *r) { return 4L * r->width; }
+
+void rw_resize_run(int isa, const rw_resize *r, int channel_begin, int channel_end, float *scratch) {
+    RW_DISPATCH(isa, resize, r, channel_begin, channel_end, scratch);
+}

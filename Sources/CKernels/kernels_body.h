@@ -335,8 +335,8 @@ RW_TARGET static void RW_FN(interleave)(const float *even, const float *odd, flo
     }
 }
 
-// One source row interpolated along x: `line[x] = l + (u - l) * f`, as the resize does it.
-RW_INLINE void RW_FN(summary_horizontal)(const int *lower, const int *upper, const float *fraction, int w,
+// One source row interpolated along x: `line[x] = l + (u - l) * f` (the resize's first step).
+RW_INLINE void RW_FN(lerp_row)(const int *lower, const int *upper, const float *fraction, int w,
                                          const float *src, int src_width, float *line) {
 #pragma clang fp contract(off)
     int x = 0;
@@ -375,6 +375,52 @@ RW_INLINE float RW_FN(summary_block)(const float *columns, int cell) {
     float sum = 0;
     for (int j = 0; j < cell; j++) sum += columns[j];
     return sum;
+}
+
+RW_TARGET static void RW_FN(resize)(const rw_resize *r, int c0, int c1, float *scratch) {
+#pragma clang fp contract(off)
+    const int w = r->width, sw = r->source_width;
+    float *rowA = scratch, *rowB = scratch + w;
+    int *lower = (int *)(scratch + 2L * w), *upper = lower + w;
+    for (int x = 0; x < w; x++) {
+        lower[x] = (int)r->x_lower[x];
+        upper[x] = (int)r->x_upper[x];
+    }
+    const long plane = (long)sw * r->source_height;
+    for (int c = c0; c < c1; c++) {
+        const float *src = r->source + c * plane;
+        float *dst = r->output + c * r->plane_stride, *top = rowA, *bottom = rowB;
+        long topRow = -1, bottomRow = -1;
+        for (int y = 0; y < r->height; y++) {
+            const long ra = r->y_lower[y], rb = r->y_upper[y];
+            if (ra != topRow) {
+                if (ra == bottomRow) {
+                    float *t = top;
+                    top = bottom;
+                    bottom = t;
+                    topRow = bottomRow;
+                    bottomRow = -1;
+                } else {
+                    RW_FN(lerp_row)(lower, upper, r->x_fraction, w, src + ra * sw, sw, top);
+                    topRow = ra;
+                }
+            }
+            if (rb != bottomRow) {
+                RW_FN(lerp_row)(lower, upper, r->x_fraction, w, src + rb * sw, sw, bottom);
+                bottomRow = rb;
+            }
+            const float fy = r->y_fraction[y];
+            const RW_VF vfy = RW_FN(splat)(fy);
+            float *line = dst + y * r->row_stride;
+            int x = 0;
+            for (; x + RW_VW <= w; x += RW_VW) {
+                RW_VF ta = RW_FN(load1)(top + x), tb = RW_FN(load1)(bottom + x);
+                RW_VF v = ta + (tb - ta) * vfy;
+                __builtin_memcpy(line + x, &v, sizeof v);
+            }
+            for (; x < w; x++) line[x] = top[x] + (bottom[x] - top[x]) * fy;
+        }
+    }
 }
 
 RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, int r1, float *scratch, float *grid,
@@ -418,13 +464,13 @@ RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, in
                     cachedTop[c] = cachedBottom[c];
                     cachedBottom[c] = -1;
                 } else {
-                    RW_FN(summary_horizontal)(lower, upper, s->x_fraction, w, src + ra * s->source_width, s->source_width,
+                    RW_FN(lerp_row)(lower, upper, s->x_fraction, w, src + ra * s->source_width, s->source_width,
                                               upperLine[c]);
                     cachedTop[c] = ra;
                 }
             }
             if (rb != cachedBottom[c]) {
-                RW_FN(summary_horizontal)(lower, upper, s->x_fraction, w, src + rb * s->source_width, s->source_width,
+                RW_FN(lerp_row)(lower, upper, s->x_fraction, w, src + rb * s->source_width, s->source_width,
                                           lowerLine[c]);
                 cachedBottom[c] = rb;
             }

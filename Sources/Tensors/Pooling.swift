@@ -229,51 +229,30 @@ public enum Resize {
     }
 
     static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, ys: Axis, xs: Axis, rowStride: Int, planeStride: Int) {
-        let oh = ys.lower.count, ow = xs.lower.count
-        let w = x.width
-        ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
-            var rowA = [Float](repeating: 0, count: ow), rowB = [Float](repeating: 0, count: ow)
-            xs.lower.withUnsafeBufferPointer { lower in
-            xs.upper.withUnsafeBufferPointer { upper in
-            xs.fraction.withUnsafeBufferPointer { fraction in
-            rowA.withUnsafeMutableBufferPointer { a in
-            rowB.withUnsafeMutableBufferPointer { b in
-                var top = a.baseAddress!, bottom = b.baseAddress!
-                func horizontal(_ source: UnsafeMutablePointer<Float>, into line: UnsafeMutablePointer<Float>) {
-                    for ox in 0..<ow {
-                        let l = source[lower[ox]], u = source[upper[ox]]
-                        line[ox] = l + (u - l) * fraction[ox]
-                    }
-                }
-                for c in range {
-                    let src = x.channel(c), dst = base + c * planeStride
-                    var topRow = -1, bottomRow = -1
-                    for oy in 0..<oh {
-                        let r0 = ys.lower[oy], r1 = ys.upper[oy]
-                        if r0 != topRow {
-                            if r0 == bottomRow {
-                                swap(&top, &bottom)
-                                topRow = bottomRow
-                                bottomRow = -1
-                            } else {
-                                horizontal(src + r0 * w, into: top)
-                                topRow = r0
-                            }
-                        }
-                        if r1 != bottomRow {
-                            horizontal(src + r1 * w, into: bottom)
-                            bottomRow = r1
-                        }
-                        let fy = ys.fraction[oy]
-                        let line = dst + oy * rowStride
-                        for ox in 0..<ow { line[ox] = top[ox] + (bottom[ox] - top[ox]) * fy }
-                    }
-                }
+        xs.lower.withUnsafeBufferPointer { xLower in
+        xs.upper.withUnsafeBufferPointer { xUpper in
+        xs.fraction.withUnsafeBufferPointer { xFraction in
+        ys.lower.withUnsafeBufferPointer { yLower in
+        ys.upper.withUnsafeBufferPointer { yUpper in
+        ys.fraction.withUnsafeBufferPointer { yFraction in
+            let isa = Kernels.argument
+            let resize = rw_resize(
+                source: UnsafePointer(x.data), source_width: Int32(x.width), source_height: Int32(x.height),
+                width: Int32(xs.lower.count), height: Int32(ys.lower.count),
+                x_lower: xLower.baseAddress, x_upper: xUpper.baseAddress, x_fraction: xFraction.baseAddress,
+                y_lower: yLower.baseAddress, y_upper: yUpper.baseAddress, y_fraction: yFraction.baseAddress,
+                output: base, row_stride: rowStride, plane_stride: planeStride)
+            let scratchCount = withUnsafePointer(to: resize) { rw_resize_scratch($0) }
+            ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+                defer { scratch.deallocate() }
+                withUnsafePointer(to: resize) { rw_resize_run(isa, $0, Int32(range.lowerBound), Int32(range.upperBound), scratch) }
             }
-            }
-            }
-            }
-            }
+        }
+        }
+        }
+        }
+        }
         }
     }
 }

@@ -108,6 +108,31 @@ void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_
 void rw_interleave_affine(int isa, const float *even, const float *odd, float *out, int count, float scale, float bias,
                           int has_slope, float slope);
 
+/// A bilinear resize of whole planes: each output row blends two source rows (`t + (b - t) * fy`) that were first
+/// interpolated along x (`l + (u - l) * fx`), the interpolated rows kept while consecutive output rows share them.
+typedef struct rw_resize {
+    const float *source;     // channel 0, planes of source_height x source_width floats
+    int source_width;
+    int source_height;
+    int width;               // output columns
+    int height;              // output rows
+    const long *x_lower;     // [width] source columns and weights along x
+    const long *x_upper;
+    const float *x_fraction;
+    const long *y_lower;     // [height] source rows and weights along y
+    const long *y_upper;
+    const float *y_fraction;
+    float *output;           // row 0 of channel 0
+    long row_stride;
+    long plane_stride;
+} rw_resize;
+
+/// Floats of scratch memory `rw_resize_run` needs for `r`.
+long rw_resize_scratch(const rw_resize *r);
+
+/// Resizes channels `channel_begin..<channel_end`.
+void rw_resize_run(int isa, const rw_resize *r, int channel_begin, int channel_end, float *scratch);
+
 /// The summary the monitor keeps of class scores that are a coarse tensor and its bilinear resize, computed row by
 /// row of the resize without holding it: the mean over each cell x cell block of the max over the first `classes`
 /// channels, optionally the argmax over every channel per pixel and the argmax over the first `classes` channels of
