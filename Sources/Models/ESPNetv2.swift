@@ -141,10 +141,14 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         Resize.bilinear(y, into: up, alignCorners: true)
         capture?("up_l\(level)", up)
         let merged = a.tensor("merge", up.shape)
-        merge.forward(skip, into: merged, arena: a)
-        capture?("merge_enc_dec_l\(level)", merged)
-        Ops.add(up, merged, into: up)
-        Ops.affine(up, scale: bn.scale, shift: bn.shift, prelu: slopes, into: up)
+        let gate = merge.expanded(skip, into: merged, arena: a)
+        if let capture {
+            let gated = Tensor(uninitialized: merged.shape)
+            Ops.scaleChannels(merged, by: gate, into: gated)
+            capture("merge_enc_dec_l\(level)", gated)
+        }
+        // The merge's gate, the sum and the batch norm with its PReLU in one pass.
+        Ops.affine(up, plus: merged, times: gate, scale: bn.scale, shift: bn.shift, prelu: slopes, into: up)
         capture?("bu_br_l\(level)", up)
         return up
     }
@@ -315,14 +319,15 @@ struct PointwiseMerge {
         outChannels = cout
     }
 
-    func forward(_ x: Tensor, into out: Tensor, arena a: Arena) {
+    /// The expansion into `out`, and the gate per output channel the block multiplies it by (applied by the caller,
+    /// in the pass that adds it to the decoder's map).
+    func expanded(_ x: Tensor, into out: Tensor, arena a: Arena) -> [Float] {
         expansion.forward(x, into: out, arena: a)
         let means = Ops.channelMeans(x)
-        let gate = (0..<outChannels).map { o -> Float in
+        return (0..<outChannels).map { o -> Float in
             var z: Float = 0
             for i in 0..<inChannels { z += gateWeight[o * inChannels + i] * means[i] }
             return 1 / (1 + exp(-z))
         }
-        Ops.scaleChannels(out, by: gate, into: out)
     }
 }

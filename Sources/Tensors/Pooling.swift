@@ -101,13 +101,27 @@ public enum Pooling {
             return
         }
         let colBins = (0..<ow).map { adaptiveBin($0, w, ow) }
+        // Bins of one or two columns (an enlarged map pooled back) take their first and last column: `a` or
+        // `(a + b) * 0.5`, the values `(0 + a) / 1` and `(a + b) / 2` are, without a division per output.
+        let narrow = colBins.allSatisfy { $0.count <= 2 }
+        let firsts = colBins.map(\.lowerBound), lasts = colBins.map { $0.upperBound - 1 }
         ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
             var horizontal = [Float](repeating: 0, count: x.height * ow)
             horizontal.withUnsafeMutableBufferPointer { hp in
+            firsts.withUnsafeBufferPointer { firsts in
+            lasts.withUnsafeBufferPointer { lasts in
                 for c in range {
                     let src = x.channel(c), dst = out.channel(c)
                     for y in 0..<x.height {
                         let row = src + y * w, line = hp.baseAddress! + y * ow
+                        if narrow {
+                            for ox in 0..<ow {
+                                let first = firsts[ox], last = lasts[ox]
+                                let a = row[first], b = row[last]
+                                line[ox] = first == last ? 0 + a : (a + b) * 0.5
+                            }
+                            continue
+                        }
                         for (ox, cols) in colBins.enumerated() {
                             var sum: Float = 0
                             for ix in cols { sum += row[ix] }
@@ -125,6 +139,8 @@ public enum Pooling {
                         for ox in 0..<ow { line[ox] *= scale }
                     }
                 }
+            }
+            }
             }
         }
     }

@@ -198,7 +198,7 @@ struct OpsTests {
     }
 
     @Test("adaptive average pooling to sizes that do not divide evenly (overlapping bins)",
-          arguments: [(7, 5, 3, 2), (48, 32, 32, 5), (5, 64, 7, 7), (4, 4, 5, 5)])
+          arguments: [(7, 5, 3, 2), (48, 32, 32, 5), (5, 64, 7, 7), (4, 4, 5, 5), (24, 48, 16, 32)])
     func adaptivePooling(_ h: Int, _ w: Int, _ oh: Int, _ ow: Int) {
         var random = Generator(state: UInt64(h * w))
         let x = Tensor(shape: [2, h, w], values: random.values(2 * h * w))
