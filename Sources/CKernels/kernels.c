@@ -140,3 +140,8 @@ long rw_resize_scratch(const rw_resize *r) { return 4L * r->width; }
 void rw_resize_run(int isa, const rw_resize *r, int channel_begin, int channel_end, float *scratch) {
     RW_DISPATCH(isa, resize, r, channel_begin, channel_end, scratch);
 }
+
+void rw_average3x3s2_run(int isa, const float *input, int height, int width, float *output, int channel_begin,
+                         int channel_end, float *scratch) {
+    RW_DISPATCH(isa, average3x3s2, input, height, width, output, channel_begin, channel_end, scratch);
+}

@@ -377,6 +377,71 @@ RW_INLINE float RW_FN(summary_block)(const float *columns, int cell) {
     return sum;
 }
 
+// The taps inside the map of output (oy, ox), summed from zero row by row, divided by 9.
+RW_INLINE float RW_FN(average_border)(const float *src, int h, int w, int oy, int ox) {
+    float sum = 0;
+    int y0 = oy * 2 - 1 < 0 ? 0 : oy * 2 - 1, y1 = oy * 2 + 1 > h - 1 ? h - 1 : oy * 2 + 1;
+    int x0 = ox * 2 - 1 < 0 ? 0 : ox * 2 - 1, x1 = ox * 2 + 1 > w - 1 ? w - 1 : ox * 2 + 1;
+    for (int y = y0; y <= y1; y++)
+        for (int x = x0; x <= x1; x++) sum += src[(long)y * w + x];
+    return sum / 9;
+}
+
+// `line[ox] = (row[2ox - 1] + row[2ox]) + row[2ox + 1]` for ox in 1..<end.
+RW_INLINE void RW_FN(triples)(const float *row, float *line, int end, int w) {
+    int ox = 1;
+    // The third load of a vector reads up to column 2ox + 2 * RW_VW: it has to stay in the row.
+    for (; ox + RW_VW <= end && 2 * ox + 2 * RW_VW < w; ox += RW_VW) {
+        const float *p = row + 2 * ox - 1;
+        RW_VF a = RW_FN(load2)(p), b = RW_FN(load2)(p + 1), c = RW_FN(load2)(p + 2);
+        RW_VF t = (a + b) + c;
+        __builtin_memcpy(line + ox, &t, sizeof t);
+    }
+    for (; ox < end; ox++) line[ox] = (row[2 * ox - 1] + row[2 * ox]) + row[2 * ox + 1];
+}
+
+RW_TARGET static void RW_FN(average3x3s2)(const float *input, int h, int w, float *output, int c0, int c1,
+                                          float *scratch) {
+#pragma clang fp contract(off)
+    const int oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1;
+    // Columns 1..<end have all three taps inside the row.
+    const int end = (w - 1) / 2 < ow ? (w - 1) / 2 : ow;
+    float *rows[3] = {scratch, scratch + ow, scratch + 2L * ow};
+    for (int c = c0; c < c1; c++) {
+        const float *src = input + (long)c * h * w;
+        float *dst = output + (long)c * oh * ow;
+        int cached = -1;  // the input row whose triples rows[0] holds
+        for (int oy = 0; oy < oh; oy++) {
+            float *line = dst + (long)oy * ow;
+            if (oy * 2 - 1 < 0 || oy * 2 + 1 >= h) {
+                for (int ox = 0; ox < ow; ox++) line[ox] = RW_FN(average_border)(src, h, w, oy, ox);
+                continue;
+            }
+            const int r = oy * 2 - 1;
+            if (cached == r) {
+                float *t = rows[0];
+                rows[0] = rows[2];
+                rows[2] = t;
+            } else {
+                RW_FN(triples)(src + (long)r * w, rows[0], end, w);
+            }
+            RW_FN(triples)(src + (long)(r + 1) * w, rows[1], end, w);
+            RW_FN(triples)(src + (long)(r + 2) * w, rows[2], end, w);
+            cached = r + 2;
+            line[0] = RW_FN(average_border)(src, h, w, oy, 0);
+            const float *a = rows[0], *b = rows[1], *d = rows[2];
+            int ox = 1;
+            for (; ox + RW_VW <= end; ox += RW_VW) {
+                RW_VF t = (RW_FN(load1)(a + ox) + RW_FN(load1)(b + ox)) + RW_FN(load1)(d + ox);
+                t = t / 9;
+                __builtin_memcpy(line + ox, &t, sizeof t);
+            }
+            for (; ox < end; ox++) line[ox] = ((a[ox] + b[ox]) + d[ox]) / 9;
+            for (; ox < ow; ox++) line[ox] = RW_FN(average_border)(src, h, w, oy, ox);
+        }
+    }
+}
+
 RW_TARGET static void RW_FN(resize)(const rw_resize *r, int c0, int c1, float *scratch) {
 #pragma clang fp contract(off)
     const int w = r->width, sw = r->source_width;

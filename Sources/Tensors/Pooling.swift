@@ -2,47 +2,19 @@ import CKernels
 
 /// Pooling operations.
 public enum Pooling {
-    /// 3x3 average pooling, stride 2, padding 1, dividing by 9 at the borders too (padding counted).
-    /// Rows with all three input rows inside the image take eight outputs at a time; the rest are checked.
+    /// 3x3 average pooling, stride 2, padding 1, dividing by 9 at the borders too (padding counted), in the
+    /// kernels: inside the map each output is the sum of its three rows' sums of three (each row's three
+    /// computed once for the two output rows that share it).
     public static func average3x3Stride2(_ x: Tensor, into out: Tensor) {
         let h = x.height, w = x.width
         let oh = (h - 1) / 2 + 1, ow = (w - 1) / 2 + 1
         precondition(out.shape == [x.channels, oh, ow], "avg pool output \(out.shape)")
-        @inline(__always) func checked(_ src: UnsafeMutablePointer<Float>, _ oy: Int, _ ox: Int) -> Float {
-            var sum: Float = 0
-            for iy in max(0, oy * 2 - 1)...min(h - 1, oy * 2 + 1) {
-                for ix in max(0, ox * 2 - 1)...min(w - 1, ox * 2 + 1) { sum += src[iy * w + ix] }
-            }
-            return sum / 9
-        }
-        // Vectors of outputs from column 1 on while their last 16-wide load (from column 2·ox + 1) stays in the row.
-        let vectorEnd = min(ow, (w - 1) / 2)
+        let isa = Kernels.argument
         ComputeThreads.forEach(x.channels, minimumPerThread: 2) { range in
-            for c in range {
-                let src = x.channel(c), dst = out.channel(c)
-                for oy in 0..<oh {
-                    let line = dst + oy * ow
-                    guard oy * 2 - 1 >= 0 && oy * 2 + 1 < h else {
-                        for ox in 0..<ow { line[ox] = checked(src, oy, ox) }
-                        continue
-                    }
-                    line[0] = checked(src, oy, 0)
-                    let r0 = src + (oy * 2 - 1) * w, r1 = r0 + w, r2 = r1 + w
-                    var ox = 1
-                    while ox + 8 <= vectorEnd {
-                        let i = ox * 2 - 1
-                        var sum = evenLanes(r0 + i) + evenLanes(r0 + i + 1) + evenLanes(r0 + i + 2)
-                        sum += evenLanes(r1 + i) + evenLanes(r1 + i + 1) + evenLanes(r1 + i + 2)
-                        sum += evenLanes(r2 + i) + evenLanes(r2 + i + 1) + evenLanes(r2 + i + 2)
-                        store(sum / 9, line + ox, count: 8)
-                        ox += 8
-                    }
-                    while ox < ow {
-                        line[ox] = checked(src, oy, ox)
-                        ox += 1
-                    }
-                }
-            }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 3 * ow)
+            defer { scratch.deallocate() }
+            rw_average3x3s2_run(isa, x.data, Int32(h), Int32(w), out.data, Int32(range.lowerBound), Int32(range.upperBound),
+                                scratch)
         }
     }
 

@@ -174,8 +174,15 @@ struct OpsTests {
         #expect(out.array == expected)
     }
 
-    @Test("3x3 stride-2 average pooling over rows long enough for vectors, odd and even sizes", arguments: [(9, 40), (10, 41), (7, 35)])
+    @Test("3x3 stride-2 average pooling over rows long enough for vectors, odd and even sizes, every instruction set",
+          arguments: [(9, 40), (10, 41), (7, 35), (6, 97), (5, 130)])
     func averagePoolingWide(_ size: (Int, Int)) {
+        for set in KernelSet.allCases where set.rawValue <= Kernels.supported.rawValue {
+            Kernels.using(set) { averagePoolingWide(size, set: set) }
+        }
+    }
+
+    func averagePoolingWide(_ size: (Int, Int), set: KernelSet) {
         let (h, w) = size
         var random = Generator(state: UInt64(h * 100 + w))
         let x = Tensor(shape: [2, h, w], values: random.values(2 * h * w))
@@ -194,7 +201,7 @@ struct OpsTests {
                 }
             }
         }
-        #expect(worst < 1e-5)
+        #expect(worst < 1e-5, "\(set)")
     }
 
     @Test("adaptive average pooling to sizes that do not divide evenly (overlapping bins)",

@@ -108,6 +108,14 @@ void rw_conv1x1_run(int isa, const rw_conv1x1 *conv, int group_begin, int group_
 void rw_interleave_affine(int isa, const float *even, const float *odd, float *out, int count, float scale, float bias,
                           int has_slope, float slope);
 
+/// 3x3 average pooling, stride 2, padding 1, the padding counted (every output divided by 9), of channels
+/// `channel_begin..<channel_end` of contiguous `height` x `width` planes into planes of ((height - 1) / 2 + 1) x
+/// ((width - 1) / 2 + 1). Inside the map each output is ((top row's three) + (middle's three)) + (bottom's three),
+/// each row's three summed left to right; on the border the taps inside the map are summed from zero in row order.
+/// `scratch` holds 3 * output width floats.
+void rw_average3x3s2_run(int isa, const float *input, int height, int width, float *output, int channel_begin,
+                         int channel_end, float *scratch);
+
 /// A bilinear resize of whole planes: each output row blends two source rows (`t + (b - t) * fy`) that were first
 /// interpolated along x (`l + (u - l) * fx`), the interpolated rows kept while consecutive output rows share them.
 typedef struct rw_resize {
