@@ -292,6 +292,10 @@ RW_INLINE void RW_FN(pointwise_span)(const rw_conv1x1 *c, int g, int first, cons
     }
 }
 
+#ifndef RW_PW_SPAN
+#define RW_PW_SPAN 192
+#define RW_PW_PASS 32
+#endif
 #define RW_POINTWISE_CASE(n, x)                                                                         \
     case n: RW_FN(pointwise_span)(c, g, first, n, x, s0, s1, i0, i1); break;
 
@@ -300,10 +304,10 @@ RW_INLINE void RW_FN(pointwise_span)(const rw_conv1x1 *c, int g, int first, cons
 RW_TARGET static void RW_FN(pointwise)(const rw_conv1x1 *c, int g0, int g1, long p0, long p1) {
     const int cin = c->in_per_group, cout = c->out_per_group;
     for (int g = g0; g < g1; g++) {
-        for (long s0 = p0; s0 < p1; s0 += 256) {
-            const long s1 = p1 - s0 > 256 ? s0 + 256 : p1;
-            for (int i0 = 0; i0 < cin; i0 += 16) {
-                const int i1 = cin - i0 > 16 ? i0 + 16 : cin;
+        for (long s0 = p0; s0 < p1; s0 += RW_PW_SPAN) {
+            const long s1 = p1 - s0 > RW_PW_SPAN ? s0 + RW_PW_SPAN : p1;
+            for (int i0 = 0; i0 < cin; i0 += RW_PW_PASS) {
+                const int i1 = cin - i0 > RW_PW_PASS ? i0 + RW_PW_PASS : cin;
                 RW_OUTPUT_BLOCKS(RW_POINTWISE_CASE)
             }
         }

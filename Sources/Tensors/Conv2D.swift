@@ -258,7 +258,7 @@ public struct Conv2D: Sendable {
     /// For a 1x1 convolution over a few channels (the image reinforcement of a strided block): adds its output to
     /// `out` and applies the PReLU `slopes`, one pass over `out`: `out = prelu(out + conv(x))`.
     public func forward(_ x: Tensor, addingTo out: Tensor, prelu slopes: [Float]) {
-        precondition(isPointwise && prelu == nil && inChannels <= 16, "adding a pointwise convolution of one input pass")
+        precondition(isPointwise && prelu == nil && inChannels <= 32, "adding a pointwise convolution of one input pass")
         precondition(x.channels == inChannels && out.shape == [outChannels, x.height, x.width] && slopes.count == outChannels)
         OperationCounter.add(x.plane * outChannels * inChannels / groups)
         // One input pass: each output value is read as the residual before it is written, so `out` can be both.
