@@ -39,7 +39,8 @@ struct KernelSetTests {
     }
 
     @Test("1x1 convolutions with groups, a residual and a PReLU; one over few channels added into its output",
-          arguments: sets, [(cin: 40, cout: 36, groups: 2), (cin: 128, cout: 20, groups: 1), (cin: 12, cout: 13, groups: 1)])
+          arguments: sets, [(cin: 40, cout: 36, groups: 2), (cin: 128, cout: 20, groups: 1), (cin: 12, cout: 13, groups: 1),
+                                (cin: 96, cout: 24, groups: 2)])
     func pointwise(_ set: KernelSet, _ k: (cin: Int, cout: Int, groups: Int)) {
         var random = OpsTests.Generator(state: UInt64(k.cin + k.cout))
         var conv = Conv2D(inChannels: k.cin, outChannels: k.cout, kernel: (1, 1), groups: k.groups,
