@@ -207,13 +207,17 @@ public struct KMeans: Sendable {
             // Update: each centroid becomes the mean of its members.
             var sums = [Double](repeating: 0, count: k * d)
             var counts = [Int](repeating: 0, count: k)
+            // Through pointers: without bounds checks the per-dimension sums vectorise (the same additions in
+            // the same order).
             points.values.withUnsafeBufferPointer { v in
+            sums.withUnsafeMutableBufferPointer { sums in
                 for i in 0..<n {
                     let c = Int(labels[i])
                     counts[c] += 1
-                    let row = v.baseAddress! + i * d
-                    for t in 0..<d { sums[c * d + t] += Double(row[t]) }
+                    let row = v.baseAddress! + i * d, sum = sums.baseAddress! + c * d
+                    for t in 0..<d { sum[t] += Double(row[t]) }
                 }
+            }
             }
             var updated = centroids
             let empty = (0..<k).filter { counts[$0] == 0 }
