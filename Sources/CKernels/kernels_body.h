@@ -482,6 +482,25 @@ RW_TARGET static void RW_FN(resize)(const rw_resize *r, int c0, int c1, float *s
             const RW_VF vfy = RW_FN(splat)(fy);
             float *line = dst + y * r->row_stride;
             int x = 0;
+            if (r->addend) {
+                const float *add = r->addend + c * r->plane_stride + y * r->row_stride;
+                const float f = r->factors[c], k = r->scale[c], t = r->shift[c];
+                const int prelu = r->slopes != 0;
+                const float slope = prelu ? r->slopes[c] : 0;
+                for (; x + RW_VW <= w; x += RW_VW) {
+                    RW_VF ta = RW_FN(load1)(top + x), tb = RW_FN(load1)(bottom + x);
+                    RW_VF v = ta + (tb - ta) * vfy;
+                    v = (v + RW_FN(load1)(add + x) * f) * k + t;
+                    if (prelu) v = RW_FN(prelu)(v, slope);
+                    __builtin_memcpy(line + x, &v, sizeof v);
+                }
+                for (; x < w; x++) {
+                    float v = top[x] + (bottom[x] - top[x]) * fy;
+                    v = (v + add[x] * f) * k + t;
+                    line[x] = prelu && !(v > 0) ? v * slope : v;
+                }
+                continue;
+            }
             for (; x + RW_VW <= w; x += RW_VW) {
                 RW_VF ta = RW_FN(load1)(top + x), tb = RW_FN(load1)(bottom + x);
                 RW_VF v = ta + (tb - ta) * vfy;

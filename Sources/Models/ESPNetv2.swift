@@ -133,24 +133,27 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
         return d4
     }
 
-    /// `BR(up2(y) + merge(skip))`: one step up the decoder.
+    /// `BR(up2(y) + merge(skip))`: one step up the decoder. The merge's gate, the sum and the batch norm with its
+    /// PReLU are applied as the upsampled rows are made.
     private func upAndMerge(_ y: Tensor, skip: Tensor, merge: PointwiseMerge, bn: BatchNorm, slopes: [Float],
                             level: Int, capture: Capture?, arena a: Arena) -> Tensor {
         // One slot for every level's map: the level below's is dead once its pyramid has read it.
-        let up = a.tensor("up", [y.channels, skip.height, skip.width])
-        Resize.bilinear(y, into: up, alignCorners: true)
-        capture?("up_l\(level)", up)
-        let merged = a.tensor("merge", up.shape)
+        let merged = a.tensor("merge", [y.channels, skip.height, skip.width])
         let gate = merge.expanded(skip, into: merged, arena: a)
         if let capture {
+            // The steps one by one, for the references only.
+            let up = Tensor(uninitialized: merged.shape)
+            Resize.bilinear(y, into: up, alignCorners: true)
+            capture("up_l\(level)", up)
             let gated = Tensor(uninitialized: merged.shape)
             Ops.scaleChannels(merged, by: gate, into: gated)
             capture("merge_enc_dec_l\(level)", gated)
         }
-        // The merge's gate, the sum and the batch norm with its PReLU in one pass.
-        Ops.affine(up, plus: merged, times: gate, scale: bn.scale, shift: bn.shift, prelu: slopes, into: up)
-        capture?("bu_br_l\(level)", up)
-        return up
+        let out = a.tensor("up", merged.shape)
+        Resize.bilinear(y, into: out, alignCorners: true, plus: merged, times: gate, scale: bn.scale, shift: bn.shift,
+                        prelu: slopes)
+        capture?("bu_br_l\(level)", out)
+        return out
     }
 }
 

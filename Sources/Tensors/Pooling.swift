@@ -216,7 +216,39 @@ public enum Resize {
                  xs: Axis(from: x.width, to: ow, alignCorners: alignCorners), rowStride: rowStride, planeStride: planeStride)
     }
 
-    static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, ys: Axis, xs: Axis, rowStride: Int, planeStride: Int) {
+    /// `Ops.affine(resize(x), plus: addend, times: factors, scale:, shift:, prelu:)` with the resize's rows combined as
+    /// they are made (the resized map is never written and read back): a decoder's upsampled map, the gated skip
+    /// branch added, and the batch norm and PReLU after the sum. The same operations in the same order.
+    public static func bilinear(_ x: Tensor, into out: Tensor, alignCorners: Bool, plus addend: Tensor, times factors: [Float],
+                                scale: [Float], shift: [Float], prelu slopes: [Float]?) {
+        precondition(out.channels == x.channels && addend.shape == out.shape && factors.count == out.channels)
+        precondition(scale.count == out.channels && shift.count == out.channels && (slopes == nil || slopes!.count == out.channels))
+        factors.withUnsafeBufferPointer { factors in
+        scale.withUnsafeBufferPointer { scale in
+        shift.withUnsafeBufferPointer { shift in
+        withOptionalBuffer(slopes) { slopes in
+            let epilogue = Epilogue(addend: UnsafePointer(addend.data), factors: factors.baseAddress!, scale: scale.baseAddress!,
+                                    shift: shift.baseAddress!, slopes: slopes)
+            bilinear(x, into: out.data, ys: Axis(from: x.height, to: out.height, alignCorners: alignCorners),
+                     xs: Axis(from: x.width, to: out.width, alignCorners: alignCorners), rowStride: out.width,
+                     planeStride: out.plane, epilogue: epilogue)
+        }
+        }
+        }
+        }
+    }
+
+    /// What the resize does to each value before writing it (see `rw_resize`).
+    struct Epilogue {
+        let addend: UnsafePointer<Float>
+        let factors: UnsafePointer<Float>
+        let scale: UnsafePointer<Float>
+        let shift: UnsafePointer<Float>
+        let slopes: UnsafePointer<Float>?
+    }
+
+    static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, ys: Axis, xs: Axis, rowStride: Int, planeStride: Int,
+                         epilogue: Epilogue? = nil) {
         xs.lower.withUnsafeBufferPointer { xLower in
         xs.upper.withUnsafeBufferPointer { xUpper in
         xs.fraction.withUnsafeBufferPointer { xFraction in
@@ -229,7 +261,8 @@ public enum Resize {
                 width: Int32(xs.lower.count), height: Int32(ys.lower.count),
                 x_lower: xLower.baseAddress, x_upper: xUpper.baseAddress, x_fraction: xFraction.baseAddress,
                 y_lower: yLower.baseAddress, y_upper: yUpper.baseAddress, y_fraction: yFraction.baseAddress,
-                output: base, row_stride: rowStride, plane_stride: planeStride)
+                output: base, row_stride: rowStride, plane_stride: planeStride, addend: epilogue?.addend,
+                factors: epilogue?.factors, scale: epilogue?.scale, shift: epilogue?.shift, slopes: epilogue?.slopes)
             let scratchCount = withUnsafePointer(to: resize) { rw_resize_scratch($0) }
             ComputeThreads.forEach(x.channels, minimumPerThread: 1) { range in
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)

@@ -149,4 +149,26 @@ struct KernelSetTests {
         #expect(Kernels.using(.avx512) { Kernels.current }.rawValue <= Kernels.supported.rawValue)
         #expect(Kernels.using(.generic) { Kernels.current } == .generic)
     }
+
+    @Test("a resize that adds a gated map and applies a batch norm and PReLU equals the three steps, value for value",
+          arguments: sets, [(3, 5, 7, 10, 14), (2, 16, 40, 32, 80), (4, 9, 33, 17, 65)])
+    func resizeEpilogue(_ set: KernelSet, _ size: (Int, Int, Int, Int, Int)) {
+        let (c, h, w, oh, ow) = size
+        var random = OpsTests.Generator(state: UInt64(h * w + c))
+        let x = Tensor(shape: [c, h, w], values: random.values(c * h * w))
+        let addend = Tensor(shape: [c, oh, ow], values: random.values(c * oh * ow))
+        let factors = random.values(c), scale = random.values(c), shift = random.values(c)
+        let slopes = random.values(c).map { abs($0) / 4 }
+        for prelu in [slopes, nil] {
+            let expected = Tensor(shape: [c, oh, ow]), fused = Tensor(shape: [c, oh, ow])
+            Kernels.using(set) {
+                Resize.bilinear(x, into: expected, alignCorners: true)
+                Ops.affine(expected, plus: addend, times: factors, scale: scale, shift: shift, prelu: prelu, into: expected)
+                Resize.bilinear(x, into: fused, alignCorners: true, plus: addend, times: factors, scale: scale, shift: shift,
+                                prelu: prelu)
+            }
+            #expect(fused.array == expected.array, "\(set), PReLU \(prelu != nil)")
+            #expect(fused.array.contains { $0 < 0 } && fused.array.contains { $0 > 0 })
+        }
+    }
 }

@@ -133,6 +133,13 @@ typedef struct rw_resize {
     float *output;           // row 0 of channel 0
     long row_stride;
     long plane_stride;
+    // Optionally, each resized value v becomes (v + addend * factors[c]) * scale[c] + shift[c], then a PReLU of
+    // slopes[c] when slopes is not NULL: a gated map added and a batch norm applied as the rows are written.
+    const float *addend;     // laid out as the output, or NULL for the plain resize
+    const float *factors;
+    const float *scale;
+    const float *shift;
+    const float *slopes;
 } rw_resize;
 
 /// Floats of scratch memory `rw_resize_run` needs for `r`.
