@@ -325,8 +325,7 @@ struct PointwiseMerge {
     /// The expansion into `out`, and the gate per output channel the block multiplies it by (applied by the caller,
     /// in the pass that adds it to the decoder's map).
     func expanded(_ x: Tensor, into out: Tensor, arena a: Arena) -> [Float] {
-        expansion.forward(x, into: out, arena: a)
-        let means = Ops.channelMeans(x)
+        let means = expansion.forwardAndInputMeans(x, into: out, arena: a)
         return (0..<outChannels).map { o -> Float in
             var z: Float = 0
             for i in 0..<inChannels { z += gateWeight[o * inChannels + i] * means[i] }

@@ -70,6 +70,22 @@ public struct Conv2D: Sendable {
         forward(x, into: out, arena: arena, residual: nil)
     }
 
+    /// `forward(x, into: out, arena:)` for a 3x3 convolution over a bordered copy, returning the mean of each of `x`'s
+    /// channels, summed while the copy is made (`Ops.channelMeans` without a second pass over `x`).
+    public func forwardAndInputMeans(_ x: Tensor, into out: Tensor, arena: Arena) -> [Float] {
+        precondition(usesPadded3x3 && x.channels == inChannels, "input means come with a bordered 3x3 convolution")
+        let (oh, ow) = outputSize(x.height, x.width)
+        precondition(out.shape == [outChannels, oh, ow], "conv output \(out.shape) should be \([outChannels, oh, ow])")
+        OperationCounter.add(oh * ow * outChannels * (inChannels / groups) * kernel.h * kernel.w)
+        var means = [Float](repeating: 0, count: x.channels)
+        let padded = means.withUnsafeMutableBufferPointer { means in
+            PaddedPlanes.copy(x, pad: padding.h, rowStride: paddedRowStride(x.width, outWidth: ow), arena: arena,
+                              name: "conv.padded", means: means.baseAddress)
+        }
+        direct3x3(padded, out, residual: nil)
+        return means
+    }
+
     /// Convolves `x` into `out` and adds `residual` (same shape as `out`) before the PReLU, in the same pass as
     /// the bias: `out = prelu(conv(x) + bias + residual)`.
     public func forward(_ x: Tensor, into out: Tensor, arena: Arena, residual: Tensor?) {

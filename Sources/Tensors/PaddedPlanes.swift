@@ -92,28 +92,57 @@ struct PaddedPlanes {
     /// Copies `x` (or, with `sourceChannel`, channel `sourceChannel[c]` of `x` into plane `c`) into the arena slot
     /// `name`, bordered by `pad` zeros, with rows of `rowStride` floats. A `transform` is indexed by the
     /// source channel.
+    /// With `means`, each plane's mean (in double) is written there as its rows are copied (no `transform`).
     static func copy(_ x: Tensor, pad: Int, rowStride: Int, arena: Arena, name: String,
-                            sourceChannel: [Int]? = nil, transform: Transform? = nil) -> PaddedPlanes {
+                            sourceChannel: [Int]? = nil, transform: Transform? = nil,
+                            means: UnsafeMutablePointer<Float>? = nil) -> PaddedPlanes {
+        precondition(means == nil || transform == nil)
         let h = x.height, w = x.width
         let padded = allocate(channels: x.channels, height: h, width: w, pad: pad, rowStride: rowStride, arena: arena,
                               name: name)
+        nonisolated(unsafe) let means = means
         ComputeThreads.forEach(x.channels, minimumPerThread: 2) { range in
             for c in range {
                 padded.clearBorder(c)
                 let sourceIndex = sourceChannel?[c] ?? c
                 let src = x.channel(sourceIndex), target = padded.origin(c)
+                var lanes = SIMD8<Double>(), rest = 0.0
                 for y in 0..<h {
                     if let transform {
                         affineRow(src + y * w, into: target + y * rowStride, count: w, scale: transform.scale[sourceIndex],
                                   shift: transform.shift[sourceIndex], slope: transform.slopes?[sourceIndex])
+                    } else if means != nil {
+                        rest += copyRow(src + y * w, into: target + y * rowStride, count: w, summingInto: &lanes)
                     } else {
                         copyRow(src + y * w, into: target + y * rowStride, count: w)
                     }
                 }
+                means?[c] = Float((lanes.sum() + rest) / Double(h * w))
             }
         }
         return padded
     }
+}
+
+/// `copyRow`, adding the row's values into `lanes` (eight running sums in double, one per lane of eight floats);
+/// returns the sum of the values past the last group of eight.
+@inline(__always)
+func copyRow(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int,
+             summingInto lanes: inout SIMD8<Double>) -> Double {
+    var i = 0
+    while i + 8 <= count {
+        let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD8<Float>.self)
+        lanes += SIMD8<Double>(v)
+        i += 8
+    }
+    var rest = 0.0
+    while i < count {
+        dst[i] = src[i]
+        rest += Double(src[i])
+        i += 1
+    }
+    return rest
 }
 
 /// `count` floats from `src` to `dst` (which do not overlap) by vector loads and stores: rows of a few hundred floats

@@ -263,6 +263,26 @@ struct OpsTests {
         }
     }
 
+    @Test("a grouped 3x3 convolution that also gives its input's channel means: the same output, the means of Ops.channelMeans",
+          arguments: [(16, 24), (9, 13)])
+    func convolutionWithInputMeans(_ h: Int, _ w: Int) {
+        var random = Generator(state: UInt64(h * w))
+        let conv = Conv2D(inChannels: 8, outChannels: 4, kernel: (3, 3), padding: (1, 1), groups: 4,
+                          weight: random.values(4 * 2 * 9), bias: random.values(4))
+        let x = Tensor(shape: [8, h, w], values: random.values(8 * h * w).map { $0 + 0.25 })
+        let plain = Tensor(shape: [4, h, w]), measured = Tensor(shape: [4, h, w])
+        conv.forward(x, into: plain, arena: Arena())
+        let means = conv.forwardAndInputMeans(x, into: measured, arena: Arena())
+        #expect(measured.array == plain.array)
+        let expected = Ops.channelMeans(x)
+        if w % 8 == 0 {
+            #expect(means == expected)  // the same eight running sums, added in the same order
+        } else {
+            #expect(zip(means, expected).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
+        }
+        #expect(Set(means).count == 8)
+    }
+
     @Test("channel shuffle, argmax and max")
     func channelOps() {
         let x = Tensor(shape: [6, 1, 2], values: (0..<12).map(Float.init))
