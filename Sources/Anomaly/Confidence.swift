@@ -115,31 +115,22 @@ public struct ScoreSummary: Sendable {
 }
 
 extension Confidence {
-    /// `cellMeans(maxLogit(…))`, the class map (`Ops.argmax`) and `cellClasses` of `scores`, without the full-size
-    /// scores (at 1024x512 they are 42 MB a frame): a coarse tensor and its resize go through `Resize.scoreBlocks`,
-    /// a resized row at a time; anything else is read one band of grid rows at a time. Every grid cell lies
-    /// inside one band, so each band's results are the full tensor's rows.
+    /// `cellMeans(maxLogit(…))`, the class map (`Ops.argmax`) and `cellClasses` of `scores`. A coarse tensor and its
+    /// resize go through `Resize.scoreBlocks`, a resized row at a time, so the full-size scores (42 MB a frame at
+    /// 1024x512) never exist; both paths give the same values.
     public static func summary(_ scores: ClassScores, classes: Int, cell: Int, classMap wantsMap: Bool,
                                cellClasses wantsCellClasses: Bool) -> ScoreSummary {
         let w = scores.width, h = scores.height
         precondition(w % cell == 0 && h % cell == 0 && classes >= 1 && classes <= scores.channels)
-        if case .resized(let coarse, _, _, let alignCorners) = scores, scores.channels <= 256 {
-            // A resized row at a time, in the kernel: no band of the resize is written and read back.
+        switch scores {
+        case .resized(let coarse, _, _, let alignCorners):
             let blocks = Resize.scoreBlocks(of: coarse, width: w, height: h, alignCorners: alignCorners, classes: classes,
                                             cell: cell, classMap: wantsMap, blockClasses: wantsCellClasses)
             return ScoreSummary(cellConfidence: blocks.means, classMap: blocks.classMap, cellClasses: blocks.classes)
+        case .tensor(let logits):
+            return ScoreSummary(cellConfidence: cellMeans(maxLogit(logits, classes: classes), width: w, height: h, cell: cell),
+                                classMap: wantsMap ? Ops.argmax(logits).map { UInt8(truncatingIfNeeded: $0) } : nil,
+                                cellClasses: wantsCellClasses ? cellClasses(logits, classes: classes, cell: cell) : nil)
         }
-        var grid: [Float] = [], map: [UInt8] = [], cellClass: [UInt8] = []
-        grid.reserveCapacity(w * h / (cell * cell))
-        if wantsMap { map.reserveCapacity(w * h) }
-        // Eight grid rows a band: small enough to stay in the cache, large enough that the band's resize keeps
-        // both compute threads busy.
-        scores.bands(rows: cell * 8) { _, band in
-            grid += cellMeans(maxLogit(band, classes: classes), width: w, height: band.height, cell: cell)
-            if wantsMap { map += Ops.argmax(band).lazy.map { UInt8(truncatingIfNeeded: $0) } }
-            if wantsCellClasses { cellClass += cellClasses(band, classes: classes, cell: cell) }
-        }
-        return ScoreSummary(cellConfidence: grid, classMap: wantsMap ? map : nil,
-                            cellClasses: wantsCellClasses ? cellClass : nil)
     }
 }

@@ -40,7 +40,7 @@ public protocol SegmentationModel: AnyObject, Sendable {
     func backbone(_ input: Tensor, capture: Capture?) -> BackboneOutput
     func decoder(_ backbone: BackboneOutput, capture: Capture?) -> Tensor
     /// The decoder's scores as `decoder` gives them, possibly still as a coarse tensor and its final resize (for
-    /// consumers that summarise them a band at a time). By default the full tensor.
+    /// consumers that summarise them a row at a time). By default the full tensor.
     func decoderScores(_ backbone: BackboneOutput) -> ClassScores
 }
 

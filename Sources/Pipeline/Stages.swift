@@ -57,7 +57,7 @@ public actor DecoderStage {
         var trace = input.trace
         let encoded = input.encoded
         let ((logits, cells, classes, drivable), seconds) = timed { () -> (Tensor?, [Float], [UInt8]?, [Bool]?) in
-            // The scores are summarised a band at a time; the full-size tensor is made only when it is kept.
+            // The scores are summarised a row at a time; the full-size tensor is made only when it is kept.
             let scores = model.network.decoderScores(encoded)
             let stride = model.network.featureStride
             let summary = Confidence.summary(scores, classes: model.descriptor.inDistributionClasses, cell: stride,

@@ -71,7 +71,7 @@ public struct Conv2D: Sendable {
     }
 
     /// `forward(x, into: out, arena:)` for a 3x3 convolution over a bordered copy, returning the mean of each of `x`'s
-    /// channels, summed while the copy is made (`Ops.channelMeans` without a second pass over `x`).
+    /// channels (eight running sums in double), summed while the copy is made: no second pass over `x`.
     public func forwardAndInputMeans(_ x: Tensor, into out: Tensor, arena: Arena) -> [Float] {
         precondition(usesPadded3x3 && x.channels == inChannels, "input means come with a bordered 3x3 convolution")
         let (oh, ow) = outputSize(x.height, x.width)

@@ -13,30 +13,6 @@ public enum Ops {
         }
     }
 
-    /// `out = (x + y * factors) * scale + shift` per channel, then a PReLU of `slopes` if given: a scaled map
-    /// added to another and a batch norm after, in one pass (the same operations in the same order as
-    /// `scaleChannels`, `add` and `affine` one after the other). `out` may be `x` or `y`.
-    public static func affine(_ x: Tensor, plus y: Tensor, times factors: [Float], scale: [Float], shift: [Float],
-                              prelu slopes: [Float]? = nil, into out: Tensor) {
-        precondition(x.shape == out.shape && y.shape == x.shape && factors.count == x.channels)
-        precondition(scale.count == x.channels && shift.count == x.channels && (slopes == nil || slopes!.count == x.channels))
-        let n = x.plane
-        ComputeThreads.forEach(x.channels, minimumPerThread: 4) { range in
-            for c in range {
-                let a = x.channel(c), b = y.channel(c), z = out.channel(c)
-                let f = factors[c], k = scale[c], t = shift[c]
-                if let slope = slopes?[c] {
-                    for i in 0..<n {
-                        let v = (a[i] + b[i] * f) * k + t
-                        z[i] = v > 0 ? v : v * slope
-                    }
-                } else {
-                    for i in 0..<n { z[i] = (a[i] + b[i] * f) * k + t }
-                }
-            }
-        }
-    }
-
     /// Per-channel PReLU in place.
     public static func prelu(_ x: Tensor, slopes: [Float]) {
         precondition(slopes.count == x.channels)
@@ -72,28 +48,6 @@ public enum Ops {
             for j in 0..<perGroup {
                 out.channel(j * groups + g).update(from: x.channel(g * perGroup + j), count: x.plane)
             }
-        }
-    }
-
-    /// Mean of each channel.
-    public static func channelMeans(_ x: Tensor) -> [Float] {
-        // Eight running sums in double: one sum per channel waited on each add's latency (3% of a 1024x512 run).
-        let n = x.plane
-        return (0..<x.channels).map { c in
-            let p = UnsafeRawPointer(x.channel(c))
-            var lanes = SIMD8<Double>()
-            var i = 0
-            while i + 8 <= n {
-                let v = p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                lanes += SIMD8<Double>(v)
-                i += 8
-            }
-            var sum = lanes.sum()
-            while i < n {
-                sum += Double(x.channel(c)[i])
-                i += 1
-            }
-            return Float(sum / Double(n))
         }
     }
 

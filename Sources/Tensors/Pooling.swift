@@ -144,6 +144,16 @@ public enum Resize {
             }
         }
 
+        /// The three arrays as pointers while `body` runs (for the kernels).
+        func withPointers<R>(_ body: (_ lower: UnsafePointer<Int>, _ upper: UnsafePointer<Int>,
+                                      _ fraction: UnsafePointer<Float>) -> R) -> R {
+            lower.withUnsafeBufferPointer { lower in
+                upper.withUnsafeBufferPointer { upper in
+                    fraction.withUnsafeBufferPointer { body(lower.baseAddress!, upper.baseAddress!, $0.baseAddress!) }
+                }
+            }
+        }
+
         /// The entries of `range` (destination indices `range`, renumbered from 0).
         func slice(_ range: Range<Int>) -> Axis {
             var picked = self
@@ -193,32 +203,16 @@ public enum Resize {
         return out
     }
 
-    /// The bilinear resize of `x` to `width` x `height` handed out `rows` output rows at a time, as a (C, rows, width)
-    /// tensor (fewer rows in the last band) with the index of its first row: the same values as the whole resize,
-    /// held a band at a time. The band's memory is reused for the next one.
-    public static func bilinearBands(_ x: Tensor, width: Int, height: Int, rows: Int, alignCorners: Bool,
-                                     _ body: (_ firstRow: Int, _ band: Tensor) -> Void) {
-        precondition(rows >= 1 && width >= 1 && height >= 1)
-        let ys = Axis(from: x.height, to: height, alignCorners: alignCorners)
-        let xs = Axis(from: x.width, to: width, alignCorners: alignCorners)
-        let memory = Tensor(uninitialized: [x.channels * min(rows, height) * width])
-        for first in stride(from: 0, to: height, by: rows) {
-            let count = min(rows, height - first)
-            let band = Tensor(viewing: memory, shape: [x.channels, count, width])
-            bilinear(x, into: band.data, ys: ys.slice(first..<(first + count)), xs: xs, rowStride: width, planeStride: band.plane)
-            body(first, band)
-        }
-    }
-
     static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, height oh: Int, width ow: Int, rowStride: Int,
                          planeStride: Int, alignCorners: Bool) {
         bilinear(x, into: base, ys: Axis(from: x.height, to: oh, alignCorners: alignCorners),
                  xs: Axis(from: x.width, to: ow, alignCorners: alignCorners), rowStride: rowStride, planeStride: planeStride)
     }
 
-    /// `Ops.affine(resize(x), plus: addend, times: factors, scale:, shift:, prelu:)` with the resize's rows combined as
-    /// they are made (the resized map is never written and read back): a decoder's upsampled map, the gated skip
-    /// branch added, and the batch norm and PReLU after the sum. The same operations in the same order.
+    /// `affine(resize(x) + addend * factors)` per channel (then a PReLU of `slopes` if given), the resize's rows
+    /// combined as they are made (the resized map is never written and read back): a decoder's upsampled map, the
+    /// gated skip branch added, and the batch norm and PReLU after the sum. The same operations in the same order as
+    /// `Ops.scaleChannels`, `Ops.add` and `Ops.affine` one after the other.
     public static func bilinear(_ x: Tensor, into out: Tensor, alignCorners: Bool, plus addend: Tensor, times factors: [Float],
                                 scale: [Float], shift: [Float], prelu slopes: [Float]?) {
         precondition(out.channels == x.channels && addend.shape == out.shape && factors.count == out.channels)
@@ -249,18 +243,13 @@ public enum Resize {
 
     static func bilinear(_ x: Tensor, into base: UnsafeMutablePointer<Float>, ys: Axis, xs: Axis, rowStride: Int, planeStride: Int,
                          epilogue: Epilogue? = nil) {
-        xs.lower.withUnsafeBufferPointer { xLower in
-        xs.upper.withUnsafeBufferPointer { xUpper in
-        xs.fraction.withUnsafeBufferPointer { xFraction in
-        ys.lower.withUnsafeBufferPointer { yLower in
-        ys.upper.withUnsafeBufferPointer { yUpper in
-        ys.fraction.withUnsafeBufferPointer { yFraction in
+        xs.withPointers { xLower, xUpper, xFraction in
+        ys.withPointers { yLower, yUpper, yFraction in
             let isa = Kernels.argument
             let resize = rw_resize(
                 source: UnsafePointer(x.data), source_width: Int32(x.width), source_height: Int32(x.height),
                 width: Int32(xs.lower.count), height: Int32(ys.lower.count),
-                x_lower: xLower.baseAddress, x_upper: xUpper.baseAddress, x_fraction: xFraction.baseAddress,
-                y_lower: yLower.baseAddress, y_upper: yUpper.baseAddress, y_fraction: yFraction.baseAddress,
+                x_lower: xLower, x_upper: xUpper, x_fraction: xFraction, y_lower: yLower, y_upper: yUpper, y_fraction: yFraction,
                 output: base, row_stride: rowStride, plane_stride: planeStride, addend: epilogue?.addend,
                 factors: epilogue?.factors, scale: epilogue?.scale, shift: epilogue?.shift, slopes: epilogue?.slopes)
             let scratchCount = withUnsafePointer(to: resize) { rw_resize_scratch($0) }
@@ -271,15 +260,11 @@ public enum Resize {
             }
         }
         }
-        }
-        }
-        }
-        }
     }
 }
 
 /// A network's class scores per pixel: the (C, H, W) tensor itself, or a coarser tensor and the bilinear resize
-/// that makes it, so a consumer that only summarises the scores can read them a band of rows at a time without
+/// that makes it, so a consumer that only summarises the scores can read them a row at a time without
 /// the full-size tensor ever existing.
 public enum ClassScores: Sendable {
     case tensor(Tensor)
@@ -318,15 +303,6 @@ public enum ClassScores: Sendable {
         }
     }
 
-    /// The scores `rows` rows at a time (a tensor is handed over whole, as one band).
-    public func bands(rows: Int, _ body: (_ firstRow: Int, _ band: Tensor) -> Void) {
-        switch self {
-        case .tensor(let t):
-            body(0, t)
-        case .resized(let t, let width, let height, let alignCorners):
-            Resize.bilinearBands(t, width: width, height: height, rows: rows, alignCorners: alignCorners, body)
-        }
-    }
 }
 
 /// What a consumer of class scores keeps per frame: block means of the max over the first classes, and on request
@@ -347,19 +323,15 @@ extension Resize {
     /// compute threads.
     public static func scoreBlocks(of x: Tensor, width: Int, height: Int, alignCorners: Bool, classes: Int, cell: Int,
                                    classMap wantsMap: Bool, blockClasses wantsClasses: Bool) -> ScoreBlocks {
-        precondition(width % cell == 0 && height % cell == 0 && classes >= 1 && classes <= x.channels && x.channels <= 256)
+        precondition(width % cell == 0 && height % cell == 0 && classes >= 1 && classes <= x.channels)
         let ys = Axis(from: x.height, to: height, alignCorners: alignCorners)
         let xs = Axis(from: x.width, to: width, alignCorners: alignCorners)
         let gw = width / cell, gh = height / cell
         var means = [Float](repeating: 0, count: gw * gh)
         var map = [UInt8](repeating: 0, count: wantsMap ? width * height : 0)
         var blocks = [UInt8](repeating: 0, count: wantsClasses ? gw * gh : 0)
-        xs.lower.withUnsafeBufferPointer { xLower in
-        xs.upper.withUnsafeBufferPointer { xUpper in
-        xs.fraction.withUnsafeBufferPointer { xFraction in
-        ys.lower.withUnsafeBufferPointer { yLower in
-        ys.upper.withUnsafeBufferPointer { yUpper in
-        ys.fraction.withUnsafeBufferPointer { yFraction in
+        xs.withPointers { xLower, xUpper, xFraction in
+        ys.withPointers { yLower, yUpper, yFraction in
         means.withUnsafeMutableBufferPointer { means in
         map.withUnsafeMutableBufferPointer { map in
         blocks.withUnsafeMutableBufferPointer { blocks in
@@ -367,8 +339,7 @@ extension Resize {
             let summary = rw_score_summary(
                 source: UnsafePointer(x.data), channels: Int32(x.channels), classes: Int32(classes),
                 source_width: Int32(x.width), source_height: Int32(x.height), width: Int32(width), cell: Int32(cell),
-                x_lower: xLower.baseAddress, x_upper: xUpper.baseAddress, x_fraction: xFraction.baseAddress,
-                y_lower: yLower.baseAddress, y_upper: yUpper.baseAddress, y_fraction: yFraction.baseAddress)
+                x_lower: xLower, x_upper: xUpper, x_fraction: xFraction, y_lower: yLower, y_upper: yUpper, y_fraction: yFraction)
             let scratchCount = withUnsafePointer(to: summary) { rw_score_summary_scratch($0) }
             ComputeThreads.forEach(gh, minimumPerThread: 1) { range in
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
@@ -380,10 +351,6 @@ extension Resize {
                                          wantsClasses ? blocks.baseAddress! + range.lowerBound * gw : nil)
                 }
             }
-        }
-        }
-        }
-        }
         }
         }
         }

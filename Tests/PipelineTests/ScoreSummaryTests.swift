@@ -6,9 +6,9 @@ import Testing
 import TestKit
 import VideoIO
 
-@Suite("The decoder's scores summarised a band at a time")
+@Suite("The decoder's scores summarised without the full-size tensor")
 struct ScoreSummaryTests {
-    /// 448x224: the band of eight grid rows (64 pixel rows) does not divide the height, so the last band is short.
+    /// 448x224: 14 grid rows, an odd count for the two compute threads that split them.
     @Test("grid confidence, class map and cell classes equal those of the full logits, value for value",
           arguments: [(448, 224), (512, 256)])
     func equalToFullLogits(size: (Int, Int)) async throws {

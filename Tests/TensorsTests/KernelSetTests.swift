@@ -163,7 +163,10 @@ struct KernelSetTests {
             let expected = Tensor(shape: [c, oh, ow]), fused = Tensor(shape: [c, oh, ow])
             Kernels.using(set) {
                 Resize.bilinear(x, into: expected, alignCorners: true)
-                Ops.affine(expected, plus: addend, times: factors, scale: scale, shift: shift, prelu: prelu, into: expected)
+                let gated = Tensor(shape: addend.shape)
+                Ops.scaleChannels(addend, by: factors, into: gated)
+                Ops.add(expected, gated, into: expected)
+                Ops.affine(expected, scale: scale, shift: shift, prelu: prelu, into: expected)
                 Resize.bilinear(x, into: fused, alignCorners: true, plus: addend, times: factors, scale: scale, shift: shift,
                                 prelu: prelu)
             }
