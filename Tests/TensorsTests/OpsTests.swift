@@ -231,7 +231,7 @@ struct OpsTests {
           arguments: [(true, 3, 4, 7, 5), (false, 3, 4, 7, 5), (false, 6, 9, 4, 5), (true, 5, 5, 10, 10), (true, 9, 40, 17, 81),
                       (false, 7, 33, 20, 67), (false, 30, 70, 12, 35), (true, 8, 64, 16, 128), (false, 8, 64, 16, 128)])
     func bilinear(_ alignCorners: Bool, _ h: Int, _ w: Int, _ oh: Int, _ ow: Int) {
-        // The resize kernel compiled for each instruction set (on AVX-512 enlargements take a permute path).
+        // The resize kernel compiled for each instruction set (on AVX2 and AVX-512 enlargements take a permute path).
         for set in KernelSet.allCases where set.rawValue <= Kernels.supported.rawValue {
             Kernels.using(set) { bilinear(alignCorners, h, w, oh, ow, set: set) }
         }
