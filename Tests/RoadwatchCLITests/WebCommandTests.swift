@@ -288,7 +288,12 @@ struct WebCommandTests {
         #expect(try HTTP.get(base + "/api/events/no-such-event").status == 404)
         let snapshot = try HTTP.get(base + "/api/events/\(id)/snapshot.jpg")
         #expect(snapshot.status == 200 && snapshot.headers["content-type"] == "image/jpeg" && snapshot.body.starts(with: [0xFF, 0xD8]))
-        try await Task.sleep(for: .seconds(4))  // post_capture: the clip is renamed into place once finished
+        // post_capture: the clip is renamed into place once finished, which takes longer on a slow machine; wait
+        // for it (bounded) instead of a fixed pause.
+        let clipped = try await blocking {
+            waitUntil(timeout: 60) { (try? HTTP.get(base + "/api/events/\(id)/clip.mp4"))?.status == 200 }
+        }
+        #expect(clipped, "the ended event's clip never appeared")
         let whole = try HTTP.get(base + "/api/events/\(id)/clip.mp4")
         #expect(whole.status == 200 && whole.body.count > 1000)
         let part = try HTTP.get(base + "/api/events/\(id)/clip.mp4", headers: ["Range: bytes=100-199"])
