@@ -2,9 +2,9 @@
 import PackageDescription
 
 /// `.ci/sanitize` builds only the modules with pointer code and their test suites under AddressSanitizer
-/// (`ROADWATCH_SANITIZE_SUBSET=1`): the service, the web layer and the binary would add the whole server stack
-/// (NIO, Hummingbird, GRDB, the HTTP client) to a second, instrumented build without adding pointer code.
-let sanitizeSubset = Context.environment["ROADWATCH_SANITIZE_SUBSET"] != nil
+/// (`ROADWATCH_SANITIZE=address`, see the end of this file): the service, the web layer and the binary hold no
+/// pointer code of roadwatch's and would only add instrumented rebuilds.
+let sanitizeSubset = Context.environment["ROADWATCH_SANITIZE"] != nil
 let outsideSubset: Set<String> = ["Service", "Web", "roadwatch", "RoadwatchCLITests", "ServiceTests", "WebTests"]
 
 let package = Package(
@@ -26,7 +26,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -76,9 +75,8 @@ let package = Package(
         .target(
             name: "Models",
             dependencies: [
-                "Tensors", "ONNX",
+                "Tensors", "ONNX", "VideoIO",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Resources/espnetv2-cityscapes")]
         ),
@@ -170,4 +168,26 @@ let package = Package(
 if sanitizeSubset {
     package.targets.removeAll { outsideSubset.contains($0.name) }
     package.products.removeAll { outsideSubset.contains($0.name) }
+}
+
+/// Flags on roadwatch's own targets only, from the environment; both are off by default, so the package stays
+/// usable as a dependency (SwiftPM refuses unsafe flags there).
+/// - `ROADWATCH_OPTIMIZE_OWN=1` (set by the README's test command, which CI runs): in a debug build, roadwatch's
+///   own modules, C kernels and tests are optimised as in a release build, while the dependencies (NIO, BoringSSL,
+///   Hummingbird, GRDB, the HTTP client) build without optimisation. They carry no numeric work, and on a 2-core
+///   machine their optimised build took most of a 21-minute release build.
+/// - `ROADWATCH_SANITIZE=address` (`.ci/sanitize`): AddressSanitizer on roadwatch's own modules, over the subset
+///   above. The dependencies keep their flags, so in the same build folder they are not built again.
+let ownFlags = (optimize: Context.environment["ROADWATCH_OPTIMIZE_OWN"] != nil,
+                sanitize: Context.environment["ROADWATCH_SANITIZE"].map { $0 == "address" } ?? false)
+for target in package.targets where target.type != .system {
+    if ownFlags.optimize {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+        target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-O2"], .when(configuration: .debug))]
+    }
+    if ownFlags.sanitize {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=address"])]
+        target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=address", "-fno-omit-frame-pointer"])]
+        target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-sanitize=address"])]
+    }
 }

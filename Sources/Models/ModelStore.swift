@@ -1,4 +1,4 @@
-import Crypto
+import VideoIO
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -134,11 +134,11 @@ public struct ModelStore: Sendable {
 
     /// SHA-256 of a file, lowercase hex.
     public static func sha256(of file: URL) throws -> String {
-        guard let handle = try? FileHandle(forReadingFrom: file) else { throw ModelStoreError("cannot read \(file.path)") }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        do {
+            return try SHA256Digest.hex(ofFile: file)
+        } catch {
+            throw ModelStoreError("cannot read \(file.path)")
+        }
     }
 
     /// Throws unless `file` has the expected digest.

@@ -18,6 +18,13 @@ struct LiveStreamTests {
         return object["frames"] as? Int ?? -1
     }
 
+    /// Frame and reconnect lines in an events file so far (none while it does not exist yet).
+    static func eventLines(_ path: String) -> (frames: Int, reconnects: Int) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return (0, 0) }
+        let lines = text.split(separator: "\n")
+        return (lines.filter { $0.contains(#""event":"frame""#) }.count, lines.filter { $0.contains(#""event":"reconnect""#) }.count)
+    }
+
     @Test("TCP at 4x real time: frames dropped and counted, p99 latency bounded, the output has every processed frame")
     func fourTimesRealTime() throws {
         let scratch = try ScratchDirectory("live4x")
@@ -99,13 +106,18 @@ struct LiveStreamTests {
         let errors = Pipe()
         process.standardError = errors
         try process.run()
-        for _ in 0..<3 {
-            Thread.sleep(forTimeInterval: 2.5)
+        // Each break waits for the run to be taking frames, not for a fixed time: in CI, with the other suites
+        // on the cores, starting up took longer than the 2.5 s a fixed pause gave, and the first breaks came
+        // before the run had connected at all.
+        #expect(waitUntil(timeout: 60) { Self.eventLines(events).frames > 0 }, "no frame processed")
+        for attempt in 1...3 {
+            Thread.sleep(forTimeInterval: 1)
             sender.stop()
             Thread.sleep(forTimeInterval: 0.3)
             try sender.start()
+            #expect(waitUntil(timeout: 60) { Self.eventLines(events).reconnects == attempt }, "reconnect \(attempt) not seen")
         }
-        Thread.sleep(forTimeInterval: 2.5)
+        Thread.sleep(forTimeInterval: 1)
         sender.stop()  // for good: roadwatch tries 3 times (0.5 + 1 + 2 s) and ends the run
         let ended = waitUntil(timeout: 30) { !process.isRunning }
         if !ended { process.terminate() }
@@ -132,12 +144,15 @@ struct LiveStreamTests {
         let summaryPath = scratch.path("summary.json"), output = scratch.path("out.mp4")
         let process = Process()
         process.executableURL = RoadwatchBinary.url
-        process.arguments = ["run", sender.url, "-o", output, "--size", "256x128", "--summary-json", summaryPath, "--quiet"]
+        let events = scratch.path("events.jsonl")
+        process.arguments = ["run", sender.url, "-o", output, "--size", "256x128", "--summary-json", summaryPath,
+                             "--events", events, "--quiet"]
         process.standardOutput = FileHandle.nullDevice
         let errors = Pipe()
         process.standardError = errors
         try process.run()
-        Thread.sleep(forTimeInterval: 3)
+        #expect(waitUntil(timeout: 60) { Self.eventLines(events).frames > 0 }, "no frame processed")
+        Thread.sleep(forTimeInterval: 1)
         sender.stop()
         // Backoff goes 0.5, 1, 2, 4 s: after 5 s the run is inside a 4 s wait.
         Thread.sleep(forTimeInterval: 5)
