@@ -116,6 +116,9 @@ struct LiveStreamTests {
             Thread.sleep(forTimeInterval: 0.3)
             try sender.start()
             #expect(waitUntil(timeout: 60) { Self.eventLines(events).reconnects == attempt }, "reconnect \(attempt) not seen")
+            // and frames flowing again after it: a break while the stream is still being opened costs an attempt
+            let frames = Self.eventLines(events).frames
+            #expect(waitUntil(timeout: 60) { Self.eventLines(events).frames >= frames + 3 }, "no frames after reconnect \(attempt)")
         }
         Thread.sleep(forTimeInterval: 1)
         sender.stop()  // for good: roadwatch tries 3 times (0.5 + 1 + 2 s) and ends the run
