@@ -4,7 +4,7 @@ import PackageDescription
 /// `.ci/sanitize` builds only the modules with pointer code and their test suites under AddressSanitizer
 /// (`ROADWATCH_SANITIZE=address`, see the end of this file): the service, the web layer and the binary hold no
 /// pointer code of roadwatch's and would only add instrumented rebuilds.
-let sanitizeSubset = Context.environment["ROADWATCH_SANITIZE"] != nil
+let sanitizeSubset = Context.environment["ROADWATCH_SANITIZE"] == "address"
 let outsideSubset: Set<String> = ["Service", "Web", "roadwatch", "RoadwatchCLITests", "ServiceTests", "WebTests"]
 
 let package = Package(
@@ -179,7 +179,7 @@ if sanitizeSubset {
 /// - `ROADWATCH_SANITIZE=address` (`.ci/sanitize`): AddressSanitizer on roadwatch's own modules, over the subset
 ///   above. The dependencies keep their flags, so in the same build folder they are not built again.
 let ownFlags = (optimize: Context.environment["ROADWATCH_OPTIMIZE_OWN"] != nil,
-                sanitize: Context.environment["ROADWATCH_SANITIZE"].map { $0 == "address" } ?? false)
+                sanitize: sanitizeSubset)
 for target in package.targets where target.type != .system {
     if ownFlags.optimize {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
