@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestKit"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "TestKit"]),
         .testTarget(name: "AnomalyTests", dependencies: ["Anomaly", "Tensors", "Models", "VideoIO", "TestKit"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "ONNX", "VideoIO", "TestKit"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ONNX", "VideoIO", "TestKit"], exclude: ["Fixtures"]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Models", "Tensors", "TestKit"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MonitoringTests",
