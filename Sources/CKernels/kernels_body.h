@@ -10,15 +10,20 @@
 
 typedef float RW_VF __attribute__((vector_size(RW_VW * sizeof(float))));
 
-// Vectors of pixels per tile for a block of outputs, so that outputs x vectors sums fit the registers with the
-// loads beside them: AVX-512 has 32 vector registers (8 outputs x 3 vectors = 24 sums), AVX2 and SSE 16.
+// Output blocks (at most RW_MAXOB outputs) and vectors of pixels per tile, so that outputs x vectors sums fit the
+// registers with the loads beside them: AVX-512 has 32 vector registers (8 outputs x 3 vectors = 24 sums), AVX2
+// and SSE 16: 6 outputs x 2 vectors = 12 sums, enough independent multiply-adds to cover their latency on two
+// FMA units, with 2 pixel loads and 6 weight broadcasts per 12 (8 outputs x 1 vector had 8 sums and 9 loads per 8:
+// ESPNet 512x256 one thread 56.4 to 45.9 ms, ESPNetv2 47.9 to 40.4 ms on an AVX2 CPU; 4 x 3 ran slower than both).
 #if RW_VW == 16
+#define RW_MAXOB 8
 #define RW_NX34 4
 #define RW_NX56 4
 #define RW_NX78 3
 #else
+#define RW_MAXOB 6
 #define RW_NX34 2
-#define RW_NX56 1
+#define RW_NX56 2
 #define RW_NX78 1
 #endif
 
@@ -137,10 +142,11 @@ RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long
         RW_FN(conv_tile)(c, row, offsets, first, ob, 1, step, oy, ox, ow - ox, i0, i1);
 }
 
-// Every output of group `g` in blocks of at most eight, as even as they come (25 outputs: 7, 6, 6, 6), each block
+// Every output of group `g` in blocks of at most RW_MAXOB, as even as they come (25 outputs in blocks of at most
+// eight: 7, 6, 6, 6), each block
 // run by `CASE(n, vectors)` with `first` its first output channel.
 #define RW_OUTPUT_BLOCKS(CASE)                                                                          \
-    for (int blocks = (cout + 7) / 8, done = 0; blocks > 0; blocks--) {                                 \
+    for (int blocks = (cout + RW_MAXOB - 1) / RW_MAXOB, done = 0; blocks > 0; blocks--) {               \
         const int n = (cout - done + blocks - 1) / blocks;                                              \
         const int first = g * cout + done;                                                              \
         switch (n) {                                                                                    \
@@ -156,7 +162,7 @@ RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long
         done += n;                                                                                      \
     }
 
-// Up to eight outputs share each input load; with few outputs several vectors of pixels keep enough independent
+// Up to RW_MAXOB outputs share each input load; with few outputs several vectors of pixels keep enough independent
 // sums in flight to hide the multiply-add latency.
 #define RW_CONV_CASE(n, x)                                                                              \
     case n:                                                                                             \
@@ -166,7 +172,7 @@ RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long
 
 // Per output row, the inputs sixteen channels at a time (the rows one step reads, 16 channels x 3 taps, stay in the
 // near caches; 131 inputs at once ran at a seventh of the speed), and for each such step every block of at most
-// eight outputs, as even as they come (25 outputs: 7, 6, 6, 6), so all outputs use the rows while they are near.
+// RW_MAXOB outputs, as even as they come (25 outputs: 7, 6, 6, 6), so all outputs use the rows while they are near.
 RW_TARGET static void RW_FN(conv3x3)(const rw_conv3x3 *c, int g0, int g1, int r0, int r1) {
     const int cin = c->in_per_group, cout = c->out_per_group, step = c->stride;
     const long rs = c->row_stride;
@@ -648,6 +654,7 @@ RW_TARGET static void RW_FN(score_summary)(const rw_score_summary *s, int r0, in
 #undef RW_NX34
 #undef RW_NX56
 #undef RW_NX78
+#undef RW_MAXOB
 #undef RW_INLINE
 #undef RW_VF
 #undef RW_FN

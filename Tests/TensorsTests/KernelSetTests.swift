@@ -15,7 +15,7 @@ struct KernelSetTests {
     }
 
     static let cases: [Case] = [
-        Case(cin: 37, cout: 25, stride: 1, dilation: 1, groups: 1, h: 6, w: 70),   // 3 input passes, blocks 7,6,6,6
+        Case(cin: 37, cout: 25, stride: 1, dilation: 1, groups: 1, h: 6, w: 70),   // 3 input passes, blocks 7,6,6,6 (AVX-512) or 5 of 5
         Case(cin: 19, cout: 12, stride: 2, dilation: 1, groups: 1, h: 9, w: 67),
         Case(cin: 12, cout: 12, stride: 1, dilation: 4, groups: 1, h: 11, w: 35),
         Case(cin: 5, cout: 17, stride: 1, dilation: 2, groups: 1, h: 5, w: 130),   // blocks 6,6,5; 2 x 4 vectors
