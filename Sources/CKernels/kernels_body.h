@@ -142,9 +142,8 @@ RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long
         RW_FN(conv_tile)(c, row, offsets, first, ob, 1, step, oy, ox, ow - ox, i0, i1);
 }
 
-// Every output of group `g` in blocks of at most RW_MAXOB, as even as they come (25 outputs in blocks of at most
-// eight: 7, 6, 6, 6), each block
-// run by `CASE(n, vectors)` with `first` its first output channel.
+// Every output of group `g` in blocks of at most RW_MAXOB, as even as they come (25 outputs: 7, 6, 6, 6 with eight,
+// five of 5 with six), each block run by `CASE(n, vectors)` with `first` its first output channel.
 #define RW_OUTPUT_BLOCKS(CASE)                                                                          \
     for (int blocks = (cout + RW_MAXOB - 1) / RW_MAXOB, done = 0; blocks > 0; blocks--) {               \
         const int n = (cout - done + blocks - 1) / blocks;                                              \
@@ -172,7 +171,7 @@ RW_INLINE void RW_FN(conv_row)(const rw_conv3x3 *c, const float *row, const long
 
 // Per output row, the inputs sixteen channels at a time (the rows one step reads, 16 channels x 3 taps, stay in the
 // near caches; 131 inputs at once ran at a seventh of the speed), and for each such step every block of at most
-// RW_MAXOB outputs, as even as they come (25 outputs: 7, 6, 6, 6), so all outputs use the rows while they are near.
+// RW_MAXOB outputs, as even as they come, so all outputs use the rows while they are near.
 RW_TARGET static void RW_FN(conv3x3)(const rw_conv3x3 *c, int g0, int g1, int r0, int r1) {
     const int cin = c->in_per_group, cout = c->out_per_group, step = c->stride;
     const long rs = c->row_stride;
