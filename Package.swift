@@ -95,7 +95,7 @@ let package = Package(
 
         // Running sources through the monitor into sinks: the live policy, stop control, the annotated video
         // (one file or segments), the events file, mask PNGs, the run summary, the resumable batch, evaluation.
-        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay"]),
+        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "Tensors"]),
 
         // roadwatch watch: the YAML config, many cameras on one model, retention, logs.
         .target(

@@ -96,6 +96,12 @@ int rw_isa_select(int isa) {
     return s;
 }
 
+// Set by the Swift side while a pipeline stage's thread does its numeric work (`ComputeThreads.occupy`).
+static _Thread_local int occupied = 0;
+
+int rw_thread_occupied(void) { return occupied; }
+void rw_set_thread_occupied(int value) { occupied = value; }
+
 // Runs `name` compiled for the instruction set `isa` (lowered to one the CPU runs).
 #if defined(__x86_64__)
 #define RW_DISPATCH(isa, name, ...)                                                                     \

@@ -1,6 +1,7 @@
 import Foundation
 import Pipeline
 import Synchronization
+import Tensors
 import VideoIO
 
 /// Where frames come from and how they are read: the URL, FFmpeg's options, reconnects and limits, and the
@@ -143,7 +144,12 @@ public struct MonitorJob: Sendable {
         let newest = live ? NewestFrames(feed) : nil
 
         let sink: @Sendable (MonitoredFrame) async throws -> Void = { done in
-            try await video?.append(done.annotated, pts: done.frame.pts, audio: done.frame.audio)
+            if let video {
+                // Encoding takes about a tenth of a core at 1024x512 on 2 cores: the stages leave it that core.
+                try await ComputeThreads.reserving {
+                    try await video.append(done.annotated, pts: done.frame.pts, audio: done.frame.audio)
+                }
+            }
             if let gap = done.frame.gapBefore {
                 try await events?.append(ReconnectEvent(frame: done.frame.index, gap: gap))
             }

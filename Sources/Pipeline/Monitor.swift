@@ -16,8 +16,8 @@ public final class Monitor: Sendable {
         public var size: FrameSize
         public var settings: MethodSettings
         public var overlay: OverlayMode
-        /// Compute threads for the numeric kernels. `nil`: one per stage, because the stages already run in
-        /// parallel (bench pipeline: 2.58 against 2.21 frames/s at 1024x512 on 2 cores with two per stage).
+        /// Compute threads for the numeric kernels. `nil`: the machine's cores, shared by the stages: a stage's
+        /// loops use the cores the other stages working at that moment leave free (`ComputeThreads.occupy`).
         public var computeThreads: Int?
         /// Every frame is its own scene: K-Means from k-means++ and no temporal history (still images).
         public var independentFrames = false
@@ -52,7 +52,7 @@ public final class Monitor: Sendable {
         try configuration.settings.validate()
         self.model = model
         self.configuration = configuration
-        ComputeThreads.set(configuration.computeThreads ?? 1)
+        ComputeThreads.set(configuration.computeThreads ?? ProcessInfo.processInfo.activeProcessorCount)
     }
 
     /// Asks the run to end after the frames already read: they are processed and handed to the sink.

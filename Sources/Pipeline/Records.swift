@@ -123,10 +123,11 @@ extension ContinuousClock.Instant {
     }
 }
 
-/// Runs `body` and returns its result with the seconds it took.
+/// Runs a stage's work on a frame, counted as a busy core (`ComputeThreads.occupy`: its loops take the cores the
+/// other stages leave free), and returns its result with the seconds it took.
 @inline(__always)
-func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
+func stageWork<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     let start = ContinuousClock.now
-    let value = try body()
+    let value = try ComputeThreads.occupy(body)
     return (value, start.secondsSince)
 }

@@ -22,7 +22,7 @@ public actor BackboneStage {
     public func process(_ trace: consuming FrameTrace) -> EncodedFrame {
         var trace = trace
         let image = trace.frame.image
-        let (encoded, seconds) = timed {
+        let (encoded, seconds) = stageWork {
             let input = preprocessor.tensor(rgb: image.samples, sourceWidth: image.width, sourceHeight: image.height,
                                             width: size.width, height: size.height)
             return model.network.backbone(input, capture: nil)
@@ -56,7 +56,7 @@ public actor DecoderStage {
     public func process(_ input: consuming EncodedFrame) -> ScoredFrame {
         var trace = input.trace
         let encoded = input.encoded
-        let ((logits, cells, classes, drivable), seconds) = timed { () -> (Tensor?, [Float], [UInt8]?, [Bool]?) in
+        let ((logits, cells, classes, drivable), seconds) = stageWork { () -> (Tensor?, [Float], [UInt8]?, [Bool]?) in
             // The scores are summarised a row at a time; the full-size tensor is made only when it is kept.
             let scores = model.network.decoderScores(encoded)
             let stride = model.network.featureStride
@@ -98,7 +98,7 @@ public actor ClusteringStage {
     public func process(_ input: consuming ScoredFrame) -> ClusteredFrame {
         var trace = input.trace
         let features = input.features
-        let ((clusterings, novelty), seconds) = timed { () -> ([KMeansResult], [Float]?) in
+        let ((clusterings, novelty), seconds) = stageWork { () -> ([KMeansResult], [Float]?) in
             let points = FeatureVectors.normalized(features)
             // After a break in the source the scene may be another: start from k-means++ again.
             if trace.startsAfresh { memory?.reset() }
@@ -147,7 +147,7 @@ public actor ThresholdingStage {
         let image = trace.frame.image
         let grid = input.gridSize
         let ignoredCells = ignored(on: grid)
-        let (decision, seconds) = timed { () -> (analysis: GridAnalysis, regions: [TemporalThreshold.TrackedRegion]) in
+        let (decision, seconds) = stageWork { () -> (analysis: GridAnalysis, regions: [TemporalThreshold.TrackedRegion]) in
             let cells = alarm?.decide(time: trace.frame.time, cellConfidence: input.cellConfidence, novelty: input.novelty,
                                       drivable: input.drivable ?? [Bool](repeating: true, count: input.cellConfidence.count),
                                       gridWidth: grid.width, gridHeight: grid.height)
@@ -205,7 +205,7 @@ public actor AnnotateStage {
         let image = trace.frame.image
         let w = image.width, h = image.height
         let ignoredPixels = ignored(width: w, height: h)
-        let ((mask, annotated), seconds) = timed { () -> ([Bool], RGBImage) in
+        let ((mask, annotated), seconds) = stageWork { () -> ([Bool], RGBImage) in
             let flags = ScoreMaps.upsample(analysis.oodCells.map { $0 ? 1 : 0 }, gridWidth: analysis.gridWidth,
                                            gridHeight: analysis.gridHeight, width: w, height: h, bilinear: false)
             var mask = flags.map { $0 > 0.5 }

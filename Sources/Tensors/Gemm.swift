@@ -16,7 +16,7 @@ public enum Gemm {
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
         _ = openBLASSingleThreaded
-        let threads = ComputeThreads.count
+        let threads = ComputeThreads.available
         let transA = transposeA ? CblasTrans : CblasNoTrans
         func run(_ rows: Range<Int>, _ columns: Range<Int>) {
             guard !rows.isEmpty, !columns.isEmpty else { return }

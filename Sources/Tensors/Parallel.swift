@@ -19,11 +19,53 @@ public enum ComputeThreads {
         openblas_set_num_threads(1)
     }
 
-    /// Runs `body` over `0..<n` split into contiguous chunks, one per thread: the caller takes the first and the
-    /// pool's workers the others. When another caller has the workers (two pipeline stages at once), the caller
-    /// runs every chunk itself: the cores are busy anyway.
+    private static let occupiedThreads = Atomic<Int>(0)
+    private static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Runs `body` counted as a thread doing numeric work (a pipeline stage's frame). `forEach` then splits its
+    /// loops only over the cores that the other counted threads leave free: stages working at the same time get
+    /// a core each, and a stage working alone gets every core. The stages' work per frame differs (the backbone
+    /// takes about twice the decoder's time), so a fixed thread per stage left a core idle while the slowest
+    /// stage worked, and a fixed two per stage put three threads on two cores.
+    public static func occupy<T>(_ body: () throws -> T) rethrows -> T {
+        if rw_thread_occupied() != 0 { return try body() }
+        rw_set_thread_occupied(1)
+        occupiedThreads.add(1, ordering: .relaxed)
+        defer {
+            occupiedThreads.subtract(1, ordering: .relaxed)
+            rw_set_thread_occupied(0)
+        }
+        return try body()
+    }
+
+    /// Counts a core as busy while `body` waits for work done on a thread `occupy` does not see (the annotated
+    /// video's encoder on a queue of its own), so the stages' loops leave that core to it meanwhile.
+    public static func reserving<T>(_ body: () async throws -> T) async rethrows -> T {
+        occupiedThreads.add(1, ordering: .relaxed)
+        defer { occupiedThreads.subtract(1, ordering: .relaxed) }
+        return try await body()
+    }
+
+    /// Threads one loop may use now: `count`, less the cores other counted threads are working on.
+    static var available: Int {
+        let others = occupiedThreads.load(ordering: .relaxed) - (isOccupied ? 1 : 0)
+        return share(count: count, cores: cores, others: others)
+    }
+
+    /// Whether the calling thread is inside `occupy`.
+    static var isOccupied: Bool { rw_thread_occupied() != 0 }
+
+    /// The threads a loop takes: at most `count`, and no more than the cores `others` busy threads leave, but
+    /// always one (the caller's own).
+    static func share(count: Int, cores: Int, others: Int) -> Int {
+        min(count, max(1, cores - max(0, others)))
+    }
+
+    /// Runs `body` over `0..<n` split into contiguous chunks, one per thread available (see `occupy`): the caller
+    /// takes the first and the pool's workers the others. When another caller has the workers, the caller runs
+    /// every chunk itself: the cores are busy anyway.
     public static func forEach(_ n: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
-        let threads = min(count, max(1, n / max(1, minimumPerThread)))
+        let threads = min(available, max(1, n / max(1, minimumPerThread)))
         if threads <= 1 || n <= 1 {
             body(0..<n)
             return

@@ -23,6 +23,10 @@ int rw_isa_current(void);
 /// Selects an instruction set, clamped to what the CPU runs; returns the one in use.
 int rw_isa_select(int isa);
 
+/// Whether the calling thread is inside `ComputeThreads.occupy` (a flag of the thread's own).
+int rw_thread_occupied(void);
+void rw_set_thread_occupied(int value);
+
 // Each kernel takes the instruction set to run on (`rw_isa_current()` for the process's choice); a set the CPU
 // does not run is lowered to one it does.
 
