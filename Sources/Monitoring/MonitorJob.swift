@@ -38,8 +38,11 @@ public struct MonitorSource: Sendable {
     }
 
     /// Opens the feed (fails as `VideoSource.open` does unless the policy retries the first open).
+    /// A live read converts only the frames it takes to RGB (`InputOptions.convertOnDemand`).
     public func open(onEvent: @escaping @Sendable (FrameFeed.Event) -> Void = { _ in }) async throws -> FrameFeed {
-        try await FrameFeed.open(url, options: options, policy: policy, onEvent: onEvent)
+        var options = options
+        if live { options.convertOnDemand = true }
+        return try await FrameFeed.open(url, options: options, policy: policy, onEvent: onEvent)
     }
 }
 

@@ -43,7 +43,7 @@ final class FrameDecoder: @unchecked Sendable {
     private var codec: UnsafeMutablePointer<AVCodecContext>?
     private var packet: UnsafeMutablePointer<AVPacket>?
     private var frame: UnsafeMutablePointer<AVFrame>?
-    private var scaler: OpaquePointer?
+    private let converter: PictureConverter
     private var streamIndex: Int32
     private var streamStart: Int64
     private var frameDuration: Int64
@@ -65,6 +65,7 @@ final class FrameDecoder: @unchecked Sendable {
         self.target = target
         self.options = options
         self.pixels = pixels
+        self.converter = PictureConverter(target: target, pixels: pixels, options: options)
 
         guard let context = avformat_alloc_context() else {
             throw VideoIOError(.io, operation: "open input", target: target, message: "out of memory")
@@ -198,7 +199,6 @@ final class FrameDecoder: @unchecked Sendable {
     /// Frees every FFmpeg context; later calls to `next()` return nil.
     func close() {
         finished = true
-        if scaler != nil { sws_freeContext(scaler); scaler = nil }
         if frame != nil { av_frame_free(&frame) }
         if packet != nil { av_packet_free(&packet) }
         if codec != nil { avcodec_free_context(&codec) }
@@ -223,11 +223,17 @@ final class FrameDecoder: @unchecked Sendable {
     }
 
     /// Decodes the next frame and converts it; nil at the end of the stream.
+    /// With `InputOptions.convertOnDemand` the frame's pixels are converted when first read, not here.
     func next() throws(VideoIOError) -> VideoFrame? {
         guard try decodeNext() else { return nil }
-        let decoded = try convertCurrent()
-        var frame = VideoFrame(index: decoded.index, pts: decoded.pts, timeBase: info.timeBase, sourceSize: decoded.sourceSize,
+        var frame: VideoFrame
+        if options.convertOnDemand && pixels == .rgb24 {
+            frame = try deferCurrent()
+        } else {
+            let decoded = try convertCurrent()
+            frame = VideoFrame(index: decoded.index, pts: decoded.pts, timeBase: info.timeBase, sourceSize: decoded.sourceSize,
                                image: RGBImage(width: decoded.size.width, height: decoded.size.height, channels: 3, samples: decoded.bytes))
+        }
         frame.audio = pendingAudio
         pendingAudio.removeAll(keepingCapacity: true)
         return frame
@@ -316,65 +322,35 @@ final class FrameDecoder: @unchecked Sendable {
         return pts
     }
 
+    /// Converts the picture in `frame` and numbers it.
     private func convertCurrent() throws(VideoIOError) -> DecodedPixels {
         guard let frame else { throw VideoIOError(.io, operation: "decode", target: target, message: "decoder closed") }
         defer { av_frame_unref(frame) }
         let sourceSize = FrameSize(width: Int(frame.pointee.width), height: Int(frame.pointee.height))
-        let outSize = options.size ?? sourceSize
         let pts = presentationTimestamp()
-        var sourceFormat = AVPixelFormat(frame.pointee.format)
-        var fullRange = frame.pointee.color_range == AVCOL_RANGE_JPEG
-        switch sourceFormat {  // the deprecated "J" formats are the plain ones at full range
-        case AV_PIX_FMT_YUVJ420P: sourceFormat = AV_PIX_FMT_YUV420P; fullRange = true
-        case AV_PIX_FMT_YUVJ422P: sourceFormat = AV_PIX_FMT_YUV422P; fullRange = true
-        case AV_PIX_FMT_YUVJ444P: sourceFormat = AV_PIX_FMT_YUV444P; fullRange = true
-        case AV_PIX_FMT_YUVJ440P: sourceFormat = AV_PIX_FMT_YUV440P; fullRange = true
-        default: break
-        }
-        scaler = sws_getCachedContext(scaler, Int32(sourceSize.width), Int32(sourceSize.height), sourceFormat,
-                                      Int32(outSize.width), Int32(outSize.height), pixels.avFormat,
-                                      options.fullChromaInterpolation ? SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT : SWS_BICUBIC,
-                                      nil, nil, nil)
-        guard let scaler else {
-            throw VideoIOError(.unsupported, operation: "convert frames of", target: target,
-                               message: "swscale cannot convert \(info.pixelFormat) \(sourceSize) to \(outSize)")
-        }
-        let colorspace: Int32 = switch frame.pointee.colorspace {
-        case AVCOL_SPC_BT709: SWS_CS_ITU709
-        case AVCOL_SPC_BT2020_NCL, AVCOL_SPC_BT2020_CL: SWS_CS_BT2020
-        case AVCOL_SPC_SMPTE240M: SWS_CS_SMPTE240M
-        case AVCOL_SPC_FCC: SWS_CS_FCC
-        default: SWS_CS_DEFAULT
-        }
-        let coefficients = sws_getCoefficients(colorspace)
-        sws_setColorspaceDetails(scaler, coefficients, fullRange ? 1 : 0, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16)
+        let bytes = try converter.convert(frame)
+        let index = nextIndex
+        nextIndex += 1
+        return DecodedPixels(index: index, pts: pts, sourceSize: sourceSize, size: converter.outputSize(for: sourceSize),
+                             bytes: bytes)
+    }
 
-        let rowBytes = outSize.width * pixels.channels * pixels.bytesPerSample
-        // swscale's vector code stores whole vectors, past the end of a short last row (a 4x4 frame's 12-byte rows
-        // get 16- and 32-byte stores): give it slack, then drop the slack (the array keeps its capacity, so
-        // nothing moves and the stores stay inside our allocation).
-        let slack = Self.swscaleSlack
-        var bytes = [UInt8](repeating: 0, count: rowBytes * outSize.height + slack)
-        let sourcePlanes = withUnsafePointer(to: &frame.pointee.data) {
-            $0.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
-        }
-        let sourceStrides = withUnsafePointer(to: &frame.pointee.linesize) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 8) { Array(UnsafeBufferPointer(start: $0, count: 8)) }
-        }
-        let scaledRows = bytes.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            var planes: [UnsafeMutablePointer<UInt8>?] = [buffer.baseAddress, nil, nil, nil]
-            var strides: [Int32] = [Int32(rowBytes), 0, 0, 0]
-            return sws_scale(scaler, sourcePlanes, sourceStrides, 0, Int32(sourceSize.height), &planes, &strides)
-        }
-        bytes.removeLast(slack)
-        if scaledRows <= 0 {
-            throw VideoIOError(.unsupported, operation: "convert frames of", target: target, message: "swscale failed")
+    /// Numbers the picture in `frame` and keeps it unconverted (after checking swscale can convert it).
+    private func deferCurrent() throws(VideoIOError) -> VideoFrame {
+        guard let frame else { throw VideoIOError(.io, operation: "decode", target: target, message: "decoder closed") }
+        defer { av_frame_unref(frame) }
+        let sourceSize = FrameSize(width: Int(frame.pointee.width), height: Int(frame.pointee.height))
+        let pts = presentationTimestamp()
+        try converter.check(frame)
+        let size = converter.outputSize(for: sourceSize)
+        guard let picture = DeferredPicture(taking: frame, converter: converter, size: size) else {
+            throw VideoIOError(.io, operation: "decode", target: target, message: "out of memory")
         }
         let index = nextIndex
         nextIndex += 1
-        return DecodedPixels(index: index, pts: pts, sourceSize: sourceSize, size: outSize, bytes: bytes)
+        let target = self.target
+        let onWarning = options.onWarning.map { warn in { @Sendable (message: String) in warn("\(target): \(message)") } }
+        return VideoFrame(index: index, pts: pts, timeBase: info.timeBase, sourceSize: sourceSize,
+                          pixels: FramePixels(deferred: picture, onFailure: onWarning))
     }
-
-    /// Bytes past the end of a picture that swscale may read or write with whole-vector accesses.
-    static let swscaleSlack = 256
 }

@@ -253,7 +253,7 @@ private final class EncoderCore: @unchecked Sendable {
         let height = Int32(image.height)
         // swscale reads its input with whole vectors, past the end of a short last row: read from a copy with slack.
         var input = image.samples
-        input.append(contentsOf: repeatElement(0, count: FrameDecoder.swscaleSlack))
+        input.append(contentsOf: repeatElement(0, count: PictureConverter.swscaleSlack))
         input.withUnsafeBufferPointer { source in
             var sourcePlanes: [UnsafePointer<UInt8>?] = [source.baseAddress, nil, nil, nil]
             var sourceStrides: [Int32] = [rowBytes, 0, 0, 0]

@@ -74,8 +74,12 @@ public struct VideoFrame: Sendable {
     public var timeBase: Rational
     /// Size of the frame as the source had it, before any resize.
     public var sourceSize: FrameSize
-    /// The pixels, at the requested size.
-    public var image: RGBImage
+    /// The pixels, at the requested size (converted on first read when the source defers conversion).
+    public var image: RGBImage {
+        get { pixels.image }
+        set { pixels = FramePixels(newValue) }
+    }
+    private var pixels: FramePixels
     /// Coded audio packets the demuxer met since the previous video frame (in the audio stream's time base),
     /// for copying the soundtrack into an output unchanged.
     public var audio: [AudioPacket] = []
@@ -94,9 +98,21 @@ public struct VideoFrame: Sendable {
         self.pts = pts
         self.timeBase = timeBase
         self.sourceSize = sourceSize
-        self.image = image
+        self.pixels = FramePixels(image)
         decodedAt = .now
     }
+
+    init(index: Int, pts: Int64, timeBase: Rational, sourceSize: FrameSize, pixels: FramePixels) {
+        self.index = index
+        self.pts = pts
+        self.timeBase = timeBase
+        self.sourceSize = sourceSize
+        self.pixels = pixels
+        decodedAt = .now
+    }
+
+    /// True while the pixels are still the decoder's, not yet converted to RGB.
+    public var isConversionPending: Bool { pixels.isDeferred }
 }
 
 /// How to open a source: format, device options, timeouts and output size.
@@ -122,6 +138,9 @@ public struct InputOptions: Sendable {
     public var acceptTruncated: Bool
     /// Receives recoverable problems (a corrupt packet skipped, a timestamp repaired).
     public var onWarning: (@Sendable (String) -> Void)?
+    /// Keep each decoded picture as the decoder gave it and convert it to RGB only when its `image` is
+    /// first read, on the reading thread: a live reader that drops most frames skips their conversion.
+    public var convertOnDemand = false
 
     public init(format: String? = nil, formatOptions: [String: String] = [:], openTimeout: Double? = 10,
                 readTimeout: Double? = 10, size: FrameSize? = nil, decoderThreads: Int = 0,

@@ -137,3 +137,50 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("Conversion on demand")
+struct DeferredConversionTests {
+    let clip = Shared.path("data/videos/solidWhiteRight.mp4")
+
+    @Test("frames converted when first read equal frames converted by the decoder, even after the source is closed")
+    func deferredEqualsEager() async throws {
+        let size = FrameSize(width: 512, height: 256)
+        var eager: [RGBImage] = []
+        for try await frame in try await VideoSource.open(clip, options: InputOptions(size: size)) {
+            #expect(!frame.isConversionPending)
+            eager.append(frame.image)
+            if eager.count == 30 { break }
+        }
+        var options = InputOptions(size: size)
+        options.convertOnDemand = true
+        let source = try await VideoSource.open(clip, options: options)
+        var kept: [VideoFrame] = []
+        for try await frame in source {
+            #expect(frame.isConversionPending)
+            kept.append(frame)  // unread: still the decoder's picture
+            if kept.count == 30 { break }
+        }
+        await source.close()  // the pictures hold their own references to the decoder's buffers
+        for (index, frame) in kept.enumerated() where index % 3 != 1 {
+            let copy = frame  // copies share one conversion
+            #expect(copy.image.samples == eager[index].samples, "frame \(index)")
+            #expect(!frame.isConversionPending)
+        }
+        #expect(kept[1].isConversionPending)  // never read, never converted
+    }
+
+    @Test("a frame read on several threads at once is converted once, to the same pixels")
+    func concurrentFirstReads() async throws {
+        var options = InputOptions(size: FrameSize(width: 256, height: 128))
+        options.convertOnDemand = true
+        var iterator = try await VideoSource.open(clip, options: options).makeAsyncIterator()
+        let frame = try #require(try await iterator.next())
+        let images = await withTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<8 { group.addTask { frame.image.samples } }
+            return await group.reduce(into: [[UInt8]]()) { $0.append($1) }
+        }
+        #expect(images.count == 8)
+        #expect(Set(images).count == 1)
+        #expect(images[0].count == 256 * 128 * 3)
+    }
+}
