@@ -182,7 +182,10 @@ struct ESPBlock {
         let parts = [Tensor(channelsOf: out, 0..<first)]
             + (0..<4).map { i in Tensor(channelsOf: out, (first + i * n)..<(first + (i + 1) * n)) }
         Conv2D.forward(branches, sharing: r, into: parts, cumulativeFrom: 1, arena: a, name: "conv.padded")
-        if residual { Ops.add(out, x, into: out) }
-        Ops.affine(out, scale: norm.scale, shift: norm.shift, prelu: slopes, into: out)
+        if residual {
+            Ops.affine(out, adding: x, scale: norm.scale, shift: norm.shift, prelu: slopes, into: out)
+        } else {
+            Ops.affine(out, scale: norm.scale, shift: norm.shift, prelu: slopes, into: out)
+        }
     }
 }

@@ -13,6 +13,28 @@ public enum Ops {
         }
     }
 
+    /// `out[c] = (x[c] + residual[c]) * scale[c] + shift[c]`, then a PReLU with `slopes` if given: `add` then
+    /// `affine` in one pass over memory, with the same roundings. `out` may be `x` or `residual`.
+    public static func affine(_ x: Tensor, adding residual: Tensor, scale: [Float], shift: [Float], prelu slopes: [Float]? = nil,
+                              into out: Tensor) {
+        precondition(x.shape == out.shape && residual.shape == x.shape && scale.count == x.channels && shift.count == x.channels)
+        let n = x.plane
+        ComputeThreads.forEach(x.channels, minimumPerThread: 4) { range in
+            for c in range {
+                let a = x.channel(c), b = residual.channel(c), z = out.channel(c)
+                let k = scale[c], t = shift[c]
+                if let slope = slopes?[c] {
+                    for i in 0..<n {
+                        let v = (a[i] + b[i]) * k + t
+                        z[i] = v > 0 ? v : v * slope
+                    }
+                } else {
+                    for i in 0..<n { z[i] = (a[i] + b[i]) * k + t }
+                }
+            }
+        }
+    }
+
     /// Per-channel PReLU in place.
     public static func prelu(_ x: Tensor, slopes: [Float]) {
         precondition(slopes.count == x.channels)

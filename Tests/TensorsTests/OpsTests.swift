@@ -122,6 +122,33 @@ struct OpsTests {
         #expect(maxDifference(fused, apart) < 1e-5)
     }
 
+    @Test("a residual added in the affine pass equals add then affine, with and without PReLU, in place", arguments: [false, true])
+    func affineAddingResidual(_ withPReLU: Bool) {
+        var random = Generator(state: withPReLU ? 41 : 43)
+        let shape = [9, 7, 13]
+        let x = Tensor(shape: shape, values: random.values(9 * 7 * 13))
+        let residual = Tensor(shape: shape, values: random.values(9 * 7 * 13))
+        let scale = random.values(9), shift = random.values(9)
+        let slopes = withPReLU ? random.values(9).map { abs($0) / 4 } : nil
+        let expected = Tensor(shape: shape)
+        Ops.add(x, residual, into: expected)
+        Ops.affine(expected, scale: scale, shift: shift, prelu: slopes, into: expected)
+        // Naive: the definition, element by element.
+        var naive = [Float](repeating: 0, count: x.count)
+        let xs = x.array, rs = residual.array
+        for c in 0..<9 {
+            for i in 0..<(7 * 13) {
+                let v = (xs[c * 91 + i] + rs[c * 91 + i]) * scale[c] + shift[c]
+                naive[c * 91 + i] = slopes.map { v > 0 ? v : v * $0[c] } ?? v
+            }
+        }
+        #expect(expected.array == naive)
+        let fused = Tensor(shape: shape, values: xs)
+        Ops.affine(fused, adding: residual, scale: scale, shift: shift, prelu: slopes, into: fused)
+        #expect(fused.array == naive)
+        #expect(naive.contains { $0 < 0 } && naive.contains { $0 > 0 })
+    }
+
     @Test("batch norm folded into a convolution equals the convolution followed by the batch norm")
     func batchNormFolding() {
         var random = Generator(state: 9)
