@@ -30,7 +30,7 @@ final class PictureConverter: @unchecked Sendable {
     func check(_ frame: UnsafeMutablePointer<AVFrame>) throws(VideoIOError) {
         lock.lock()
         defer { lock.unlock() }
-        _ = try prepare(frame)
+        _ = try cachedScaler(for: frame)
     }
 
     /// The picture's pixels, tightly packed, at the output size.
@@ -64,6 +64,22 @@ final class PictureConverter: @unchecked Sendable {
 
     /// The cached scaler set up for this picture's format, range and colour space. Call with the lock held.
     private func prepare(_ frame: UnsafeMutablePointer<AVFrame>) throws(VideoIOError) -> (OpaquePointer, FrameSize, FrameSize) {
+        let (scaler, sourceSize, outSize, fullRange) = try cachedScaler(for: frame)
+        let colorspace: Int32 = switch frame.pointee.colorspace {
+        case AVCOL_SPC_BT709: SWS_CS_ITU709
+        case AVCOL_SPC_BT2020_NCL, AVCOL_SPC_BT2020_CL: SWS_CS_BT2020
+        case AVCOL_SPC_SMPTE240M: SWS_CS_SMPTE240M
+        case AVCOL_SPC_FCC: SWS_CS_FCC
+        default: SWS_CS_DEFAULT
+        }
+        sws_setColorspaceDetails(scaler, sws_getCoefficients(colorspace), fullRange ? 1 : 0,
+                                 sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16)
+        return (scaler, sourceSize, outSize)
+    }
+
+    /// The cached scaler for this picture's format and size (its colour space not yet set), and whether the
+    /// picture is full range. Call with the lock held.
+    private func cachedScaler(for frame: UnsafeMutablePointer<AVFrame>) throws(VideoIOError) -> (OpaquePointer, FrameSize, FrameSize, Bool) {
         let sourceSize = FrameSize(width: Int(frame.pointee.width), height: Int(frame.pointee.height))
         let outSize = outputSize(for: sourceSize)
         var sourceFormat = AVPixelFormat(frame.pointee.format)
@@ -84,16 +100,7 @@ final class PictureConverter: @unchecked Sendable {
             throw VideoIOError(.unsupported, operation: "convert frames of", target: target,
                                message: "swscale cannot convert \(name) \(sourceSize) to \(outSize)")
         }
-        let colorspace: Int32 = switch frame.pointee.colorspace {
-        case AVCOL_SPC_BT709: SWS_CS_ITU709
-        case AVCOL_SPC_BT2020_NCL, AVCOL_SPC_BT2020_CL: SWS_CS_BT2020
-        case AVCOL_SPC_SMPTE240M: SWS_CS_SMPTE240M
-        case AVCOL_SPC_FCC: SWS_CS_FCC
-        default: SWS_CS_DEFAULT
-        }
-        sws_setColorspaceDetails(scaler, sws_getCoefficients(colorspace), fullRange ? 1 : 0,
-                                 sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16)
-        return (scaler, sourceSize, outSize)
+        return (scaler, sourceSize, outSize, fullRange)
     }
 
     /// Bytes past the end of a picture that swscale may read or write with whole-vector accesses.

@@ -169,6 +169,24 @@ struct DeferredConversionTests {
         #expect(kept[1].isConversionPending)  // never read, never converted
     }
 
+    @Test("frame 100 converted on demand at native size matches the reference PNG made by the FFmpeg CLI (max difference 2)")
+    func deferredFrame100MatchesReference() async throws {
+        let reference = try StillImage.readRGB(Shared.path("models/espnet-cityscapes/reference/frame100.png"))
+        var options = InputOptions()
+        options.convertOnDemand = true
+        var frame100: VideoFrame?
+        for try await frame in try await VideoSource.open(clip, options: options) where frame.index == 100 {
+            frame100 = frame
+            break
+        }
+        let frame = try #require(frame100)
+        #expect(frame.isConversionPending)
+        let image = frame.image
+        #expect(image.width == reference.width && image.height == reference.height)
+        let maxDifference = zip(image.samples, reference.samples).map { abs(Int($0) - Int($1)) }.max() ?? 255
+        #expect(maxDifference <= 2, "max per-channel difference \(maxDifference)")
+    }
+
     @Test("a frame read on several threads at once is converted once, to the same pixels")
     func concurrentFirstReads() async throws {
         var options = InputOptions(size: FrameSize(width: 256, height: 128))
