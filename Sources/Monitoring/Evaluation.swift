@@ -86,18 +86,18 @@ public enum ImageEvaluation {
                 throw JobError("label file '\(item.labels)' is \(labels.width)x\(labels.height), its image is \(image.width)x\(image.height)")
             }
             let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
-            pool.withLock { $0.add(labels: labels.samples, scores: maps) }
+            try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: labels.samples, scores: maps) }
             let single = PixelPool(methods: Evaluation.methods)
-            single.add(labels: labels.samples, scores: maps)
+            try single.add(labels: labels.samples, scores: maps)
             let primary = done.analysis.clusterings[0]
-            let result = ImageResult(name: item.name, ap: single.metrics().mapValues(\.ap),
+            let result = ImageResult(name: item.name, ap: try single.metrics().mapValues(\.ap),
                                      clusterConfidence: primary.confidence.sorted(), iterations: primary.kmeans.iterations,
                                      inertia: primary.kmeans.inertia)
             results.withLock { $0.append(result) }
             onImage(result)
         }
-        return pool.withLock { pool in
-            Result(metrics: pool.metrics(), pixels: pool.count, images: results.withLock { $0 }, seconds: started.secondsSince)
+        return try pool.withLock { pool throws(PixelPoolError) in
+            Result(metrics: try pool.metrics(), pixels: pool.count, images: results.withLock { $0 }, seconds: started.secondsSince)
         }
     }
 }
@@ -128,9 +128,9 @@ public enum VideoEvaluation {
     }
 
     /// `masks` nil: every frame is clean. `poolsPixels` false skips the pooled AP/FPR95; `pixelStride` pools
-    /// only every `pixelStride`-th row and column of each frame (the pooled memory is about 17 bytes per
-    /// pooled pixel: a 1,000-frame 720p clip at stride 8 pools 14.4 M pixels). The alarm metrics always use
-    /// every pixel.
+    /// only every `pixelStride`-th row and column of each frame (a 1,000-frame 720p clip at stride 8 pools 14.4 M
+    /// pixels; past 2 M a chunk of 32 bytes a pixel is sorted and spilled to a temporary file, so memory does not
+    /// grow with the clip). The alarm metrics always use every pixel.
     public static func run(video: String, masks: String?, every: Int, model: LoadedModel, size: FrameSize,
                            settings: MethodSettings, poolsPixels: Bool = true, pixelStride: Int = 1,
                            onWarning: @escaping @Sendable (String) -> Void = { _ in },
@@ -153,12 +153,8 @@ public enum VideoEvaluation {
             var alarms = AlarmMetrics()
         }
         let tally = Mutex(Tally())
+        // Pooled pixels beyond a chunk are sorted and spilled to a temporary file: memory stays flat however long the clip.
         let pool = Mutex(PixelPool(methods: Evaluation.methods))
-        if poolsPixels, let frames = source.info.frameCount, source.info.width > 0, source.info.height > 0 {
-            let perFrame = ((source.info.width + pixelStride - 1) / pixelStride) * ((source.info.height + pixelStride - 1) / pixelStride)
-            // Capped: a container that lies about its length must not reserve gigabytes up front.
-            pool.withLock { $0.reserve(min(1 << 26, ((frames + every - 1) / every) * perFrame)) }
-        }
         let classes = model.descriptor.inDistributionClasses
         let started = ContinuousClock.now
         _ = try await monitor.run(source.filter { $0.index % every == 0 }) { done in
@@ -182,7 +178,7 @@ public enum VideoEvaluation {
                 let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings, stride: pixelStride)
                 let truth = labels.map { ScoreMaps.sampled($0, width: image.width, height: image.height, stride: pixelStride) }
                     ?? [UInt8](repeating: GroundTruth.inDistribution, count: maps[0].count)
-                pool.withLock { $0.add(labels: truth, scores: maps) }
+                try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: truth, scores: maps) }
             }
             let clean = !(labels?.contains(GroundTruth.anomaly) ?? false)
             let flagged = clean ? done.mask.lazy.filter { $0 }.count : 0
@@ -207,8 +203,8 @@ public enum VideoEvaluation {
         let t = tally.withLock { $0 }
         guard t.scored > 0 else { throw JobError("'\(video)' has no frames to score") }
         func mean<T: BinaryInteger>(_ xs: [T]) -> Double { xs.isEmpty ? .nan : Double(xs.reduce(0, +)) / Double(xs.count) }
-        return pool.withLock { pool in
-            Result(frames: t.scored, metrics: pool.metrics(), pixels: pool.count, pixelStride: pixelStride, cleanFrames: t.cleanFrames,
+        return try pool.withLock { pool throws(PixelPoolError) in
+            Result(frames: t.scored, metrics: try pool.metrics(), pixels: pool.count, pixelStride: pixelStride, cleanFrames: t.cleanFrames,
                    cleanFalseAlarmFraction: t.cleanPixels > 0 ? Double(t.cleanFlagged) / Double(t.cleanPixels) : 0,
                    firstIterations: t.first ?? 0, warmIterations: mean(t.warm), coldIterations: mean(t.cold),
                    inertiaRatio: t.ratios.isEmpty ? .nan : t.ratios.reduce(0, +) / Double(t.ratios.count),

@@ -35,8 +35,8 @@ struct DevelopmentImageTests {
 
         let maps = Evaluation.scoreMaps(done, classes: 19, settings: .default)
         let pool = PixelPool(methods: ["clusters", "max-logit"])
-        pool.add(labels: labels.samples, scores: [maps[0], maps[1]])
-        let metrics = pool.metrics()
+        try pool.add(labels: labels.samples, scores: [maps[0], maps[1]])
+        let metrics = try pool.metrics()
         let maxLogitAP = 100 * (try #require(metrics["max-logit"]).ap)
         let clustersAP = 100 * (try #require(metrics["clusters"]).ap)
         #expect(abs(maxLogitAP - 15.67) <= 0.25, "max-logit AP \(maxLogitAP)")
