@@ -49,8 +49,16 @@ public enum Confidence {
 public enum FeatureVectors {
     /// Rows `F[:, i] / max(||F[:, i]||, eps)` for a (C, h, w) feature tensor: h·w points of dimension C.
     public static func normalized(_ features: Tensor, epsilon: Float = 1e-12) -> PointSet {
+        var rows: [Float] = []
+        return normalized(features, epsilon: epsilon, reusing: &rows)
+    }
+
+    /// The same, written into `rows` (resized when the shape changed): a caller that keeps `rows` from frame to
+    /// frame, and drops the point set before the next, writes every frame's points into the same memory instead
+    /// of pages fresh from the system (at 1024x512 the points are 4 MB, a thousand page faults a frame).
+    public static func normalized(_ features: Tensor, epsilon: Float = 1e-12, reusing rows: inout [Float]) -> PointSet {
         let c = features.channels, n = features.plane
-        var rows = [Float](repeating: 0, count: n * c)
+        if rows.count != n * c { rows = [Float](repeating: 0, count: n * c) }
         rows.withUnsafeMutableBufferPointer { r in
             // Eight channels at a time: eight planes read in order, eight neighbouring values written per point
             // (one channel at a time writes a single float per row, a cache miss each).

@@ -13,8 +13,20 @@ public enum ScoreMaps {
             let source = Tensor(shape: [1, gh, gw], values: grid)
             return Resize.bilinear(source, width: width, height: height, stride: stride, alignCorners: false).array
         }
+        return nearest(grid, gridWidth: gw, gridHeight: gh, width: width, height: height, stride: stride)
+    }
+
+    /// The bilinear upsampling of `upsample` at full size, written into `out` (kept by the caller from frame to frame).
+    public static func upsampleBilinear(_ grid: [Float], gridWidth gw: Int, gridHeight gh: Int, width: Int, height: Int,
+                                        into out: inout [Float]) {
+        Resize.bilinear(Tensor(shape: [1, gh, gw], values: grid), width: width, height: height, alignCorners: false, into: &out)
+    }
+
+    /// Nearest upsampling (`floor(dst · in / out)`) of any per-cell value, e.g. the flagged cells to a pixel mask.
+    public static func nearest<T>(_ grid: [T], gridWidth gw: Int, gridHeight gh: Int, width: Int, height: Int,
+                                  stride: Int = 1) -> [T] {
         let columns = Swift.stride(from: 0, to: width, by: stride).map { min(gw - 1, $0 * gw / width) }
-        var out: [Float] = []
+        var out: [T] = []
         out.reserveCapacity(columns.count * ((height + stride - 1) / stride))
         for y in Swift.stride(from: 0, to: height, by: stride) {
             let row = min(gh - 1, y * gh / height) * gw

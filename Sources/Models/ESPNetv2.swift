@@ -149,7 +149,9 @@ public final class ESPNetv2: SegmentationModel, @unchecked Sendable {
             Ops.scaleChannels(merged, by: gate, into: gated)
             capture("merge_enc_dec_l\(level)", gated)
         }
-        let out = a.tensor("up", merged.shape)
+        // Written over the merge itself: each value's addend is read before the value is stored in its place
+        // (one slot of the input's size less: 16 MB at 1024x512).
+        let out = merged
         Resize.bilinear(y, into: out, alignCorners: true, plus: merged, times: gate, scale: bn.scale, shift: bn.shift,
                         prelu: slopes)
         capture?("bu_br_l\(level)", out)

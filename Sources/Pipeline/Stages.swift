@@ -89,6 +89,8 @@ public actor ClusteringStage {
     private var clusterer: FrameClusterer
     /// The change alarm's memory of the stream's features (only with that rule).
     private var memory: NoveltyMemory?
+    /// The normalised feature vectors' memory, written again by every frame.
+    private var pointRows: [Float] = []
 
     public init(settings: MethodSettings) {
         clusterer = FrameClusterer(settings: settings)
@@ -99,7 +101,7 @@ public actor ClusteringStage {
         var trace = input.trace
         let features = input.features
         let ((clusterings, novelty), seconds) = stageWork { () -> ([KMeansResult], [Float]?) in
-            let points = FeatureVectors.normalized(features)
+            let points = FeatureVectors.normalized(features, reusing: &pointRows)
             // After a break in the source the scene may be another: start from k-means++ again.
             if trace.startsAfresh { memory?.reset() }
             let novelty = memory?.novelty(points, time: trace.frame.time).novelty
@@ -174,6 +176,8 @@ public actor AnnotateStage {
     private let ignore: IgnoreMask?
     /// The ignore mask at the last frame size seen.
     private var ignoredPixels: (size: FrameSize, pixels: [Bool])?
+    /// The heat map's memory, written again by every frame (the overlay is drawn before the next).
+    private var heat: [Float] = []
 
     public init(mode: OverlayMode, palette: [[UInt8]], tau: Double, ignore: IgnoreMask? = nil) {
         self.mode = mode
@@ -206,9 +210,8 @@ public actor AnnotateStage {
         let w = image.width, h = image.height
         let ignoredPixels = ignored(width: w, height: h)
         let ((mask, annotated), seconds) = stageWork { () -> ([Bool], RGBImage) in
-            let flags = ScoreMaps.upsample(analysis.oodCells.map { $0 ? 1 : 0 }, gridWidth: analysis.gridWidth,
-                                           gridHeight: analysis.gridHeight, width: w, height: h, bilinear: false)
-            var mask = flags.map { $0 > 0.5 }
+            var mask = ScoreMaps.nearest(analysis.oodCells, gridWidth: analysis.gridWidth, gridHeight: analysis.gridHeight,
+                                         width: w, height: h)
             if let ignoredPixels { for i in mask.indices where ignoredPixels[i] { mask[i] = false } }
             guard mode != .none else { return (mask, image) }
             var annotation = FrameAnnotation(palette: palette)
@@ -219,8 +222,9 @@ public actor AnnotateStage {
                 let grid = analysis.gridScore.map { score -> Float in
                     min(1, max(0, (Float(tau) + 2 + score) / 3))
                 }
-                annotation.heat = ScoreMaps.upsample(grid, gridWidth: analysis.gridWidth, gridHeight: analysis.gridHeight,
-                                                     width: w, height: h, bilinear: true)
+                ScoreMaps.upsampleBilinear(grid, gridWidth: analysis.gridWidth, gridHeight: analysis.gridHeight,
+                                           width: w, height: h, into: &heat)
+                annotation.heat = heat
                 annotation.mask = mask
                 annotation.regions = regions.map { RegionMark(box: $0.region.box, score: -$0.region.score, trackID: $0.id) }
             }

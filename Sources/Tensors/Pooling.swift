@@ -184,6 +184,17 @@ public enum Resize {
                  alignCorners: alignCorners)
     }
 
+    /// The bilinear resize of a one-channel `x` to `width` x `height`, written into `out` (made that size when it is
+    /// not): a caller that keeps `out` from frame to frame reuses its memory instead of taking fresh pages.
+    public static func bilinear(_ x: Tensor, width: Int, height: Int, alignCorners: Bool, into out: inout [Float]) {
+        precondition(x.channels == 1 && width >= 1 && height >= 1)
+        if out.count != width * height { out = [Float](repeating: 0, count: width * height) }
+        out.withUnsafeMutableBufferPointer { p in
+            bilinear(x, into: p.baseAddress!, height: height, width: width, rowStride: width, planeStride: width * height,
+                     alignCorners: alignCorners)
+        }
+    }
+
     /// Bilinear resize into the inside of zero-bordered planes, ready for a 3x3 convolution.
     static func bilinear(_ x: Tensor, into out: PaddedPlanes, alignCorners: Bool) {
         precondition(out.channels == x.channels)
@@ -212,7 +223,8 @@ public enum Resize {
     /// `affine(resize(x) + addend * factors)` per channel (then a PReLU of `slopes` if given), the resize's rows
     /// combined as they are made (the resized map is never written and read back): a decoder's upsampled map, the
     /// gated skip branch added, and the batch norm and PReLU after the sum. The same operations in the same order as
-    /// `Ops.scaleChannels`, `Ops.add` and `Ops.affine` one after the other.
+    /// `Ops.scaleChannels`, `Ops.add` and `Ops.affine` one after the other. `out` may be `addend` itself: each
+    /// value's addend is read before that value is stored.
     public static func bilinear(_ x: Tensor, into out: Tensor, alignCorners: Bool, plus addend: Tensor, times factors: [Float],
                                 scale: [Float], shift: [Float], prelu slopes: [Float]?) {
         precondition(out.channels == x.channels && addend.shape == out.shape && factors.count == out.channels)

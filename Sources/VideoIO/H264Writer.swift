@@ -141,6 +141,8 @@ private final class EncoderCore: @unchecked Sendable {
     private var wholeFragmentsEnd: Int64 = 0
     private var writeFailed = false
     private(set) var framesWritten = 0
+    /// The frame's samples with slack after them, kept from frame to frame (no fresh pages per frame).
+    private var padded: [UInt8] = []
 
     init(path: String, settings: H264Writer.Settings) throws(VideoIOError) {
         FFmpegRuntime.ensureReady()
@@ -252,9 +254,16 @@ private final class EncoderCore: @unchecked Sendable {
         let rowBytes = Int32(image.width * 3)
         let height = Int32(image.height)
         // swscale reads its input with whole vectors, past the end of a short last row: read from a copy with slack.
-        var input = image.samples
-        input.append(contentsOf: repeatElement(0, count: PictureConverter.swscaleSlack))
-        input.withUnsafeBufferPointer { source in
+        let count = image.samples.count
+        if padded.count != count + PictureConverter.swscaleSlack {
+            padded = [UInt8](repeating: 0, count: count + PictureConverter.swscaleSlack)
+        }
+        padded.withUnsafeMutableBufferPointer { copy in
+            image.samples.withUnsafeBufferPointer { samples in
+                copy.baseAddress!.update(from: samples.baseAddress!, count: count)
+            }
+        }
+        padded.withUnsafeBufferPointer { source in
             var sourcePlanes: [UnsafePointer<UInt8>?] = [source.baseAddress, nil, nil, nil]
             var sourceStrides: [Int32] = [rowBytes, 0, 0, 0]
             withUnsafeMutablePointer(to: &frame.pointee.data) { data in

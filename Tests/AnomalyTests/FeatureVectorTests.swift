@@ -25,4 +25,17 @@ struct FeatureVectorTests {
             }
         }
     }
+
+    @Test("points written into kept memory equal fresh ones, frame after frame and when the shape changes")
+    func reusedMemory() {
+        var rows: [Float] = []
+        for (channels, h, w, seed) in [(13, 5, 7, 1), (13, 5, 7, 2), (8, 3, 4, 3), (16, 6, 6, 4)] {
+            let values = (0..<(channels * h * w)).map { Float(($0 * 37 + seed * 101) % 97) / 13 - 3 }
+            let features = Tensor(shape: [channels, h, w], values: values)
+            let kept = FeatureVectors.normalized(features, reusing: &rows)
+            let fresh = FeatureVectors.normalized(features)
+            #expect(kept.values == fresh.values && kept.count == fresh.count && kept.dimension == fresh.dimension)
+            #expect(rows == fresh.values)
+        }
+    }
 }

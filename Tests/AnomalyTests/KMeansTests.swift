@@ -103,6 +103,14 @@ struct ClusterThresholdTests {
         #expect(ScoreMaps.upsample(grid, gridWidth: 2, gridHeight: 1, width: 4, height: 1, bilinear: false) == [0, 0, 4, 4])
         // Half-pixel centres: sources -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1).
         #expect(ScoreMaps.upsample(grid, gridWidth: 2, gridHeight: 1, width: 4, height: 1, bilinear: true) == [0, 1, 3, 4])
+        // Flagged cells straight to a pixel mask: the nearest upsampling of 1/0 above one half.
+        let cells = [true, false, false, true, true, false]
+        let mask = ScoreMaps.nearest(cells, gridWidth: 3, gridHeight: 2, width: 7, height: 5)
+        let flags = ScoreMaps.upsample(cells.map { $0 ? 1 : 0 }, gridWidth: 3, gridHeight: 2, width: 7, height: 5, bilinear: false)
+        #expect(mask == flags.map { $0 > 0.5 } && mask.contains(true) && mask.contains(false))
+        var heat: [Float] = [1, 2, 3]
+        ScoreMaps.upsampleBilinear([0, 4], gridWidth: 2, gridHeight: 1, width: 4, height: 1, into: &heat)
+        #expect(heat == [0, 1, 3, 4])
     }
 
     @Test("regions: 4-connected components with boxes and areas in output pixels, small ones dropped")

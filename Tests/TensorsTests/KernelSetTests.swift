@@ -172,6 +172,25 @@ struct KernelSetTests {
             }
             #expect(fused.array == expected.array, "\(set), PReLU \(prelu != nil)")
             #expect(fused.array.contains { $0 < 0 } && fused.array.contains { $0 > 0 })
+            // Written over the addend itself (as ESPNetv2's decoder does): the same values.
+            let inPlace = Tensor(shape: addend.shape, values: addend.array)
+            Kernels.using(set) {
+                Resize.bilinear(x, into: inPlace, alignCorners: true, plus: inPlace, times: factors, scale: scale, shift: shift,
+                                prelu: prelu)
+            }
+            #expect(inPlace.array == expected.array, "in place, \(set), PReLU \(prelu != nil)")
+        }
+    }
+
+    @Test("a one-channel resize into a kept array equals the resize into a fresh tensor", arguments: sets)
+    func resizeIntoArray(_ set: KernelSet) {
+        var random = OpsTests.Generator(state: 11)
+        let x = Tensor(shape: [1, 9, 17], values: random.values(9 * 17))
+        var kept: [Float] = []
+        for (w, h) in [(70, 33), (70, 33), (35, 20)] {
+            let fresh = Kernels.using(set) { Resize.bilinear(x, width: w, height: h, stride: 1, alignCorners: false) }
+            Kernels.using(set) { Resize.bilinear(x, width: w, height: h, alignCorners: false, into: &kept) }
+            #expect(kept == fresh.array, "\(set) \(w)x\(h)")
         }
     }
 }
