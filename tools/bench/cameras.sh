@@ -21,7 +21,8 @@ trap cleanup EXIT
 } > "$work/watch.yaml"
 for i in $(seq 1 "$cameras"); do
     port=$((19200 + i))
-    ffmpeg -nostdin -v error -re -stream_loop -1 -i "$clip" -an -c copy -f mpegts "tcp://127.0.0.1:$port?listen=1" &
+    # The senders complain of a broken pipe when watch stops: kept out of the lines this script reports.
+    ffmpeg -nostdin -v error -re -stream_loop -1 -i "$clip" -an -c copy -f mpegts "tcp://127.0.0.1:$port?listen=1" 2>/dev/null &
     senders+=($!)
     echo "  cam$i: {input: \"tcp://127.0.0.1:$port\"}" >> "$work/watch.yaml"
 done
