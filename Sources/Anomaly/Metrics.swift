@@ -139,10 +139,18 @@ final class SpillFile {
             try handle.seekToEnd()
             try handle.write(contentsOf: data)
         } catch {
-            throw PixelPoolError(description: "cannot write the evaluation's temporary file in '\(URL(fileURLWithPath: path).deletingLastPathComponent().path)': \(error.localizedDescription) (set TMPDIR to a folder with room)")
+            throw PixelPoolError(description: "cannot write the evaluation's temporary file in '\(URL(fileURLWithPath: path).deletingLastPathComponent().path)': \(Self.reason(error)) (set TMPDIR to a folder with room)")
         }
         runs.append((UInt64(bytes), keys.count))
         bytes += data.count
+    }
+
+    /// The system's own words for a failed write (`No space left on device`), else Foundation's.
+    static func reason(_ error: any Error) -> String {
+        let ns = error as NSError
+        let posix = ns.domain == NSPOSIXErrorDomain ? ns : ns.userInfo[NSUnderlyingErrorKey] as? NSError
+        if let posix, posix.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(posix.code))) }
+        return ns.localizedDescription
     }
 
     /// Up to `count` keys of a run from `offset`.
@@ -159,7 +167,7 @@ final class SpillFile {
         } catch let error as PixelPoolError {
             throw error
         } catch {
-            throw PixelPoolError(description: "cannot read the evaluation's temporary file: \(error.localizedDescription)")
+            throw PixelPoolError(description: "cannot read the evaluation's temporary file: \(Self.reason(error))")
         }
     }
 }
