@@ -111,7 +111,26 @@ public final class PixelPool {
 
 /// A temporary file that cannot be written (a full disk) or read back.
 public struct PixelPoolError: Error, CustomStringConvertible {
-    public let description: String
+    /// What failed, naming the folder.
+    public let problem: String
+    /// The system error behind it (`ENOSPC` for a full disk), when there was one.
+    public let errno: Int32?
+    /// Foundation's words when there is no system error.
+    let detail: String?
+
+    init(_ problem: String, errno: Int32? = nil, detail: String? = nil) {
+        self.problem = problem
+        self.errno = errno
+        self.detail = detail
+    }
+
+    /// One line, the system error named by `name` (the callers' convention: "No space left on device (ENOSPC)").
+    public func describe(naming name: (Int32) -> String) -> String {
+        let cause = errno.map(name) ?? detail
+        return problem + (cause.map { ": " + $0 } ?? "") + " (set TMPDIR to a folder with room)"
+    }
+
+    public var description: String { describe { String(cString: strerror($0)) } }
 }
 
 /// One method's sorted runs on disk, appended one after another.
@@ -124,7 +143,7 @@ final class SpillFile {
     init(directory: URL) throws(PixelPoolError) {
         path = directory.appendingPathComponent("roadwatch-pixels-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)").path
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forUpdatingAtPath: path) else {
-            throw PixelPoolError(description: "cannot create the evaluation's temporary file in '\(directory.path)' (set TMPDIR to a folder with room)")
+            throw PixelPoolError("cannot create the evaluation's temporary file in '\(directory.path)'")
         }
         self.handle = handle
         // Gone from the folder at once; the open handle keeps it until the pool is freed or the process ends.
@@ -139,18 +158,18 @@ final class SpillFile {
             try handle.seekToEnd()
             try handle.write(contentsOf: data)
         } catch {
-            throw PixelPoolError(description: "cannot write the evaluation's temporary file in '\(URL(fileURLWithPath: path).deletingLastPathComponent().path)': \(Self.reason(error)) (set TMPDIR to a folder with room)")
+            throw Self.failure("cannot write the evaluation's temporary file in '\(URL(fileURLWithPath: path).deletingLastPathComponent().path)'", error)
         }
         runs.append((UInt64(bytes), keys.count))
         bytes += data.count
     }
 
-    /// The system's own words for a failed write (`No space left on device`), else Foundation's.
-    static func reason(_ error: any Error) -> String {
+    /// `problem` with the system error behind Foundation's `error` (ENOSPC for a full disk), else its words.
+    static func failure(_ problem: String, _ error: any Error) -> PixelPoolError {
         let ns = error as NSError
         let posix = ns.domain == NSPOSIXErrorDomain ? ns : ns.userInfo[NSUnderlyingErrorKey] as? NSError
-        if let posix, posix.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(posix.code))) }
-        return ns.localizedDescription
+        if let posix, posix.domain == NSPOSIXErrorDomain { return PixelPoolError(problem, errno: Int32(posix.code)) }
+        return PixelPoolError(problem, detail: ns.localizedDescription)
     }
 
     /// Up to `count` keys of a run from `offset`.
@@ -158,7 +177,7 @@ final class SpillFile {
         do {
             try handle.seek(toOffset: offset)
             guard let data = try handle.read(upToCount: count * 8), data.count == count * 8 else {
-                throw PixelPoolError(description: "the evaluation's temporary file ended early")
+                throw PixelPoolError("the evaluation's temporary file ended early")
             }
             return [UInt64](unsafeUninitializedCapacity: count) { buffer, initialized in
                 _ = data.copyBytes(to: buffer)
@@ -167,7 +186,7 @@ final class SpillFile {
         } catch let error as PixelPoolError {
             throw error
         } catch {
-            throw PixelPoolError(description: "cannot read the evaluation's temporary file: \(Self.reason(error))")
+            throw Self.failure("cannot read the evaluation's temporary file", error)
         }
     }
 }

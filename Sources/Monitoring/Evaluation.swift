@@ -86,18 +86,19 @@ public enum ImageEvaluation {
                 throw JobError("label file '\(item.labels)' is \(labels.width)x\(labels.height), its image is \(image.width)x\(image.height)")
             }
             let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
-            try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: labels.samples, scores: maps) }
+            try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: labels.samples, scores: maps) } }
             let single = PixelPool(methods: Evaluation.methods)
-            try single.add(labels: labels.samples, scores: maps)
+            try pooling { () throws(PixelPoolError) in try single.add(labels: labels.samples, scores: maps) }
             let primary = done.analysis.clusterings[0]
-            let result = ImageResult(name: item.name, ap: try single.metrics().mapValues(\.ap),
+            let result = ImageResult(name: item.name, ap: try pooling { () throws(PixelPoolError) in try single.metrics() }.mapValues(\.ap),
                                      clusterConfidence: primary.confidence.sorted(), iterations: primary.kmeans.iterations,
                                      inertia: primary.kmeans.inertia)
             results.withLock { $0.append(result) }
             onImage(result)
         }
-        return try pool.withLock { pool throws(PixelPoolError) in
-            Result(metrics: try pool.metrics(), pixels: pool.count, images: results.withLock { $0 }, seconds: started.secondsSince)
+        let metrics = try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.metrics() } }
+        return pool.withLock { pool in
+            Result(metrics: metrics, pixels: pool.count, images: results.withLock { $0 }, seconds: started.secondsSince)
         }
     }
 }
@@ -178,7 +179,7 @@ public enum VideoEvaluation {
                 let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings, stride: pixelStride)
                 let truth = labels.map { ScoreMaps.sampled($0, width: image.width, height: image.height, stride: pixelStride) }
                     ?? [UInt8](repeating: GroundTruth.inDistribution, count: maps[0].count)
-                try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: truth, scores: maps) }
+                try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: truth, scores: maps) } }
             }
             let clean = !(labels?.contains(GroundTruth.anomaly) ?? false)
             let flagged = clean ? done.mask.lazy.filter { $0 }.count : 0
@@ -203,12 +204,23 @@ public enum VideoEvaluation {
         let t = tally.withLock { $0 }
         guard t.scored > 0 else { throw JobError("'\(video)' has no frames to score") }
         func mean<T: BinaryInteger>(_ xs: [T]) -> Double { xs.isEmpty ? .nan : Double(xs.reduce(0, +)) / Double(xs.count) }
-        return try pool.withLock { pool throws(PixelPoolError) in
-            Result(frames: t.scored, metrics: try pool.metrics(), pixels: pool.count, pixelStride: pixelStride, cleanFrames: t.cleanFrames,
+        let metrics = try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.metrics() } }
+        return pool.withLock { pool in
+            Result(frames: t.scored, metrics: metrics, pixels: pool.count, pixelStride: pixelStride, cleanFrames: t.cleanFrames,
                    cleanFalseAlarmFraction: t.cleanPixels > 0 ? Double(t.cleanFlagged) / Double(t.cleanPixels) : 0,
                    firstIterations: t.first ?? 0, warmIterations: mean(t.warm), coldIterations: mean(t.cold),
                    inertiaRatio: t.ratios.isEmpty ? .nan : t.ratios.reduce(0, +) / Double(t.ratios.count),
                    seconds: started.secondsSince, alarms: t.alarms)
         }
+    }
+}
+
+/// Runs a step of the pooled metrics, its temporary file's failure as a `JobError` in the jobs' words
+/// ("No space left on device (ENOSPC)"; a full disk counts as one for `JobError.isDiskFull`).
+func pooling<T>(_ body: () throws(PixelPoolError) -> T) throws(JobError) -> T {
+    do {
+        return try body()
+    } catch {
+        throw JobError(error.describe(naming: describeErrno), errno: error.errno)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestKit
+import VideoIO
 @testable import Anomaly
 
 @Suite("Metrics equal scikit-learn's")
@@ -89,6 +90,23 @@ struct MetricsTests {
         #expect(try disk.metrics() == memory.metrics())
         #expect(try disk.metrics()["a"] == DetectionMetrics.compute(scores: kept.map { a[$0] }, positive: positive))
         #expect(try disk.metrics()["b"] == DetectionMetrics.compute(scores: kept.map { b[$0] }, positive: positive))
+    }
+
+    @Test("a full disk while spilling: ENOSPC, one line naming the folder",
+          .enabled(if: SmallDisk.available, "needs root to mount a small tmpfs (CI runs as root)"))
+    func fullDisk() throws {
+        let disk = try SmallDisk(megabytes: 1)
+        // One run of 2^18 keys is 2 MB: the first spill cannot fit.
+        let pool = PixelPool(methods: ["s"], chunkPixels: 1 << 18, spillDirectory: URL(fileURLWithPath: disk.path))
+        let labels = [UInt8](repeating: 0, count: 1 << 18), scores = (0..<(1 << 18)).map { Float($0) }
+        do {
+            try pool.add(labels: labels, scores: [scores])
+            Issue.record("a 2 MB run went into a 1 MB disk")
+        } catch {
+            #expect(error.errno == ENOSPC)
+            let line = error.describe(naming: describeErrno)
+            #expect(line.contains("No space left on device (ENOSPC)") && line.contains(disk.path) && !line.contains("\n"), "\(line)")
+        }
     }
 
     @Test("a temporary folder that cannot be written is one clear error")
