@@ -97,11 +97,23 @@ public struct ModelStore: Sendable {
                 try FileManager.default.moveItem(at: temporary, to: destination)
                 return destination
             } catch {
-                attempts.append("\(source): \(error)")
+                attempts.append("\(source): \(Self.oneLine(error))")
                 try? FileManager.default.removeItem(at: temporary)
             }
         }
         throw ModelStoreError("cannot fetch model '\(model.name)': " + attempts.joined(separator: "; "))
+    }
+
+    /// An error in a few words: roadwatch's own as they describe themselves; Foundation's by their message, the
+    /// underlying error's when the outer one has none ("Could not resolve host: github.com", not the NSError dump).
+    static func oneLine(_ error: any Error) -> String {
+        if let own = error as? ModelStoreError { return own.description }
+        let ns = error as NSError
+        let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError
+        let message = ns.userInfo[NSLocalizedDescriptionKey] as? String
+            ?? underlying?.userInfo[NSLocalizedDescriptionKey] as? String
+            ?? ns.localizedDescription
+        return message.replacingOccurrences(of: "\n", with: " ")
     }
 
     /// The mirror's candidates first (when set), then the public source.

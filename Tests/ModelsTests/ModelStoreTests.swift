@@ -29,6 +29,21 @@ struct ModelStoreTests {
         #expect(try await offline.file(for: model) == file)
     }
 
+    @Test("an unreachable source is one readable line, not Foundation's error dump")
+    func unreachableSource() async throws {
+        let scratch = try ScratchDirectory("unreachable")
+        // Nothing listens on loopback port 9 here: the connection is refused at once.
+        let store = ModelStore(cacheDirectory: scratch.url.appendingPathComponent("cache"), mirror: "http://127.0.0.1:9/models")
+        let model = try #require(ModelRegistry.named("espnet-cityscapes"))
+        await #expect {
+            _ = try await store.file(for: model)
+        } throws: { error in
+            let line = "\(error)"
+            return line.hasPrefix("cannot fetch model 'espnet-cityscapes': http://127.0.0.1:9/models/") && !line.contains("Error Domain")
+                && !line.contains("UserInfo") && !line.contains("\n")
+        }
+    }
+
     @Test("weights whose digest differs are never used or cached")
     func refusesWrongDigest() async throws {
         let scratch = try ScratchDirectory("digest")
