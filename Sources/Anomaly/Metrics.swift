@@ -99,7 +99,11 @@ public final class PixelPool {
         for (m, name) in methods.enumerated() {
             chunk[m].sort()
             var cursors = [RunCursor(keys: chunk[m])]
-            if let file = spills[m] { cursors += file.runs.map { RunCursor(file: file, run: $0) } }
+            if let file = spills[m] {
+                // Each run is read a block at a time; the blocks together stay near 32 MB however many runs there are.
+                let block = min(1 << 14, max(512, (32 << 20) / 8 / max(1, file.runs.count)))
+                cursors += file.runs.map { RunCursor(file: file, run: $0, block: block) }
+            }
             var merge = try RunMerge(cursors)
             result[name] = try DetectionMetrics.walk(positives: positives, negatives: negatives) { () throws(PixelPoolError) in
                 try merge.next().map { ~$0 }
@@ -198,25 +202,28 @@ struct RunCursor {
     private let file: SpillFile?
     private var offset: UInt64 = 0
     private var remaining = 0
-    static let block = 1 << 14
+    /// Keys read from the file at a time.
+    private let block: Int
 
     init(keys: [UInt64]) {
         buffer = keys
         file = nil
+        block = 0
     }
 
-    init(file: SpillFile, run: (offset: UInt64, count: Int)) {
+    init(file: SpillFile, run: (offset: UInt64, count: Int), block: Int) {
         buffer = []
         self.file = file
         offset = run.offset
         remaining = run.count
+        self.block = block
     }
 
     /// The next key, or nil at the run's end.
     mutating func next() throws(PixelPoolError) -> UInt64? {
         if position == buffer.count {
             guard let file, remaining > 0 else { return nil }
-            let n = min(Self.block, remaining)
+            let n = min(block, remaining)
             buffer = try file.read(offset: offset, count: n)
             offset += UInt64(n * 8)
             remaining -= n

@@ -23,6 +23,9 @@ public enum ScoreMaps {
     }
 
     /// Nearest upsampling (`floor(dst · in / out)`) of any per-cell value, e.g. the flagged cells to a pixel mask.
+    /// Inlinable so callers in other modules get it specialised for their type: unspecialised, every pixel's copy
+    /// went through the generic value witness (3% of a 512x256 run's CPU for the annotate stage's mask).
+    @inlinable
     public static func nearest<T>(_ grid: [T], gridWidth gw: Int, gridHeight gh: Int, width: Int, height: Int,
                                   stride: Int = 1) -> [T] {
         let columns = Swift.stride(from: 0, to: width, by: stride).map { min(gw - 1, $0 * gw / width) }

@@ -86,17 +86,17 @@ public enum ImageEvaluation {
                 throw JobError("label file '\(item.labels)' is \(labels.width)x\(labels.height), its image is \(image.width)x\(image.height)")
             }
             let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings)
-            try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: labels.samples, scores: maps) } }
+            try pool.withLock { pool in try pooling { try pool.add(labels: labels.samples, scores: maps) } }
             let single = PixelPool(methods: Evaluation.methods)
-            try pooling { () throws(PixelPoolError) in try single.add(labels: labels.samples, scores: maps) }
+            try pooling { try single.add(labels: labels.samples, scores: maps) }
             let primary = done.analysis.clusterings[0]
-            let result = ImageResult(name: item.name, ap: try pooling { () throws(PixelPoolError) in try single.metrics() }.mapValues(\.ap),
+            let result = ImageResult(name: item.name, ap: try pooling { try single.metrics() }.mapValues(\.ap),
                                      clusterConfidence: primary.confidence.sorted(), iterations: primary.kmeans.iterations,
                                      inertia: primary.kmeans.inertia)
             results.withLock { $0.append(result) }
             onImage(result)
         }
-        let metrics = try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.metrics() } }
+        let metrics = try pool.withLock { pool in try pooling { try pool.metrics() } }
         return pool.withLock { pool in
             Result(metrics: metrics, pixels: pool.count, images: results.withLock { $0 }, seconds: started.secondsSince)
         }
@@ -179,7 +179,7 @@ public enum VideoEvaluation {
                 let maps = Evaluation.scoreMaps(done, classes: classes, settings: settings, stride: pixelStride)
                 let truth = labels.map { ScoreMaps.sampled($0, width: image.width, height: image.height, stride: pixelStride) }
                     ?? [UInt8](repeating: GroundTruth.inDistribution, count: maps[0].count)
-                try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.add(labels: truth, scores: maps) } }
+                try pool.withLock { pool in try pooling { try pool.add(labels: truth, scores: maps) } }
             }
             let clean = !(labels?.contains(GroundTruth.anomaly) ?? false)
             let flagged = clean ? done.mask.lazy.filter { $0 }.count : 0
@@ -204,7 +204,7 @@ public enum VideoEvaluation {
         let t = tally.withLock { $0 }
         guard t.scored > 0 else { throw JobError("'\(video)' has no frames to score") }
         func mean<T: BinaryInteger>(_ xs: [T]) -> Double { xs.isEmpty ? .nan : Double(xs.reduce(0, +)) / Double(xs.count) }
-        let metrics = try pooling { () throws(PixelPoolError) in try pool.withLock { pool throws(PixelPoolError) in try pool.metrics() } }
+        let metrics = try pool.withLock { pool in try pooling { try pool.metrics() } }
         return pool.withLock { pool in
             Result(frames: t.scored, metrics: metrics, pixels: pool.count, pixelStride: pixelStride, cleanFrames: t.cleanFrames,
                    cleanFalseAlarmFraction: t.cleanPixels > 0 ? Double(t.cleanFlagged) / Double(t.cleanPixels) : 0,
@@ -217,10 +217,10 @@ public enum VideoEvaluation {
 
 /// Runs a step of the pooled metrics, its temporary file's failure as a `JobError` in the jobs' words
 /// ("No space left on device (ENOSPC)"; a full disk counts as one for `JobError.isDiskFull`).
-func pooling<T>(_ body: () throws(PixelPoolError) -> T) throws(JobError) -> T {
+func pooling<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch {
+    } catch let error as PixelPoolError {
         throw JobError(error.describe(naming: describeErrno), errno: error.errno)
     }
 }
