@@ -16,7 +16,6 @@ public enum Gemm {
                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false) {
         _ = openBLASSingleThreaded
-        let threads = ComputeThreads.available
         let transA = transposeA ? CblasTrans : CblasNoTrans
         func run(_ rows: Range<Int>, _ columns: Range<Int>) {
             guard !rows.isEmpty, !columns.isEmpty else { return }
@@ -26,17 +25,21 @@ public enum Gemm {
                         1, aStart, Int32(lda), b + columns.lowerBound, Int32(ldb), accumulate ? 1 : 0,
                         c + rows.lowerBound * ldc + columns.lowerBound, Int32(ldc))
         }
-        let work = m * n * k
-        if threads <= 1 || work < 1 << 18 {
+        // The pieces depend on the shape alone, never on the threads free at the moment: OpenBLAS picks its
+        // kernel per call from the call's shape (on AVX-512 a direct kernel for small products, with another
+        // order of additions), so pieces that followed the thread count gave results that differed in the last
+        // bits between a stage working alone and one sharing the cores. Threads take whole pieces.
+        let plan = GemmPlan(m: m, n: n, k: k)
+        if plan.pieces == 1 {
             run(0..<m, 0..<n)
-        } else if n >= 128 * threads {
-            // Column blocks in multiples of 16 keep the kernels on full vectors.
-            let blocks = (n + 15) / 16
-            ComputeThreads.forEach(blocks) { range in
-                run(0..<m, range.lowerBound * 16..<min(n, range.upperBound * 16))
+        } else if plan.splitsColumns {
+            ComputeThreads.forEach(plan.pieces) { range in
+                for piece in range { run(0..<m, plan.range(piece)) }
             }
         } else {
-            ComputeThreads.forEach(m, minimumPerThread: 8) { rows in run(rows, 0..<n) }
+            ComputeThreads.forEach(plan.pieces) { range in
+                for piece in range { run(plan.range(piece), 0..<n) }
+            }
         }
     }
 
@@ -50,5 +53,45 @@ public enum Gemm {
                 }
             }
         }
+    }
+}
+
+/// How one product is cut into pieces that threads share: a function of the shape only, so every element of C
+/// is computed by the same OpenBLAS call whatever the number of threads (results equal bit for bit).
+struct GemmPlan: Equatable {
+    /// Below this many multiply-adds a product is one call: splitting it costs more than it gains.
+    static let smallestSplit = 1 << 18
+    /// At most this many pieces: enough for the cores roadwatch runs on, few enough that OpenBLAS's packing of
+    /// the shared operand (repeated per call) stays a small part of each piece.
+    static let maximumPieces = 8
+    /// Column pieces are multiples of 16 (full AVX-512 vectors in the kernels) and at least 128 wide.
+    static let columnAlignment = 16, minimumColumns = 128
+    /// Row pieces (C narrow: K-Means' points by centroids) are multiples of 8 and at least 64 rows.
+    static let rowAlignment = 8, minimumRows = 64
+
+    let splitsColumns: Bool
+    let pieces: Int
+    let pieceLength: Int
+    let total: Int
+
+    init(m: Int, n: Int, k: Int) {
+        splitsColumns = n >= 2 * Self.minimumColumns
+        total = splitsColumns ? n : m
+        let alignment = splitsColumns ? Self.columnAlignment : Self.rowAlignment
+        let minimum = splitsColumns ? Self.minimumColumns : Self.minimumRows
+        guard m * n * k >= Self.smallestSplit, total >= 2 * minimum else {
+            pieces = 1
+            pieceLength = max(1, total)
+            return
+        }
+        let share = (total + Self.maximumPieces - 1) / Self.maximumPieces
+        let length = max(minimum, (share + alignment - 1) / alignment * alignment)
+        pieceLength = length
+        pieces = (total + length - 1) / length
+    }
+
+    /// The columns (or rows) of piece `index`.
+    func range(_ index: Int) -> Range<Int> {
+        index * pieceLength..<min(total, (index + 1) * pieceLength)
     }
 }
