@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "Monitoring", targets: ["Monitoring"]),
         .library(name: "Service", targets: ["Service"]),
         .library(name: "Web", targets: ["Web"]),
+        .library(name: "Telemetry", targets: ["Telemetry"]),
+        .library(name: "Notify", targets: ["Notify"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -124,6 +126,14 @@ let package = Package(
             ]
         ),
 
+        // GPS tracks of dashcam files (GoPro GPMF, CAMM, Novatek freeGPS, NMEA, GPX, DJI SRT): the MP4 boxes
+        // and each format read with bounds-checked readers, into a track on the video's clock. Foundation only.
+        .target(name: "Telemetry"),
+
+        // MQTT through libmosquitto: a thin shim, and all its pointer work in one Swift file (Notify).
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .target(name: "Notify", dependencies: ["CMosquitto"]),
+
         // Drawing into RGB frames: segmentation tints, heat maps, contours, the HUD.
         .target(name: "Overlay", dependencies: ["VideoIO"]),
 
@@ -161,6 +171,8 @@ let package = Package(
         .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Monitoring", "TestKit"]),
         .testTarget(name: "WebTests", dependencies: ["Web", "Service", "Monitoring", "TestKit"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
+        .testTarget(name: "NotifyTests", dependencies: ["Notify"]),
     ],
     swiftLanguageModes: [.v6]
 )
