@@ -65,13 +65,16 @@ public struct WebServer: Sendable {
             guard let row = try event(context) else { return Self.notFound("no such event") }
             return try Self.json(row)
         }
-        router.get("/api/events/:id/snapshot.jpg") { request, context -> Response in
-            guard let row = try event(context), let snapshot = row.snapshot else { return Self.notFound("no snapshot for this event") }
-            return try FileResponse.serve(folder(row.camera) + "/" + snapshot, type: "image/jpeg", request: request)
-        }
-        router.get("/api/events/:id/clip.mp4") { request, context -> Response in
-            guard let row = try event(context), let clip = row.clip else { return Self.notFound("no clip for this event") }
-            return try FileResponse.serve(folder(row.camera) + "/" + clip, type: "video/mp4", request: request)
+        // GET and HEAD of an event's files (`FileResponse` answers HEAD without a body).
+        for method in [HTTPRequest.Method.get, .head] {
+            router.on("/api/events/:id/snapshot.jpg", method: method) { request, context -> Response in
+                guard let row = try event(context), let snapshot = row.snapshot else { return Self.notFound("no snapshot for this event") }
+                return try FileResponse.serve(folder(row.camera) + "/" + snapshot, type: "image/jpeg", request: request)
+            }
+            router.on("/api/events/:id/clip.mp4", method: method) { request, context -> Response in
+                guard let row = try event(context), let clip = row.clip else { return Self.notFound("no clip for this event") }
+                return try FileResponse.serve(folder(row.camera) + "/" + clip, type: "video/mp4", request: request)
+            }
         }
         router.get("/cameras/:name/latest.jpg") { _, context -> Response in
             let name = try context.parameters.require("name")
@@ -223,46 +226,5 @@ enum Tokens {
         var difference = x.count ^ y.count
         for i in 0..<max(x.count, y.count) { difference |= Int((i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)) }
         return difference == 0
-    }
-}
-
-/// A file, whole or the byte range a `Range` header asks for (so a browser can seek in a clip).
-enum FileResponse {
-    static func serve(_ path: String, type: String, request: Request) throws -> Response {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return WebServer.notFound("the file is gone (retention, or not written)") }
-        defer { try? handle.close() }
-        let size = Int((try? handle.seekToEnd()) ?? 0)
-        var headers: HTTPFields = [.contentType: type, .acceptRanges: "bytes"]
-        guard let header = request.headers[.range] else {
-            try handle.seek(toOffset: 0)
-            let data = try handle.readToEnd() ?? Data()
-            headers[.contentLength] = String(data.count)
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-        }
-        guard let (start, end) = range(header, size: size) else {
-            headers[.contentRange] = "bytes */\(size)"
-            return Response(status: .rangeNotSatisfiable, headers: headers)
-        }
-        try handle.seek(toOffset: UInt64(start))
-        let data = try handle.read(upToCount: end - start + 1) ?? Data()
-        headers[.contentRange] = "bytes \(start)-\(start + data.count - 1)/\(size)"
-        headers[.contentLength] = String(data.count)
-        return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
-    /// The one range of `bytes=a-b`, `bytes=a-` or `bytes=-n`, clamped to the file; nil when unsatisfiable.
-    static func range(_ header: String, size: Int) -> (Int, Int)? {
-        guard header.hasPrefix("bytes="), size > 0 else { return nil }
-        let spec = header.dropFirst(6).split(separator: ",")[0].trimmingCharacters(in: .whitespaces)
-        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { String($0) }
-        guard parts.count == 2 else { return nil }
-        if parts[0].isEmpty {
-            guard let n = Int(parts[1]), n > 0 else { return nil }
-            return (max(0, size - n), size - 1)
-        }
-        guard let start = Int(parts[0]), start >= 0, start < size else { return nil }
-        if parts[1].isEmpty { return (start, size - 1) }
-        guard let end = Int(parts[1]), end >= start else { return nil }
-        return (start, min(end, size - 1))
     }
 }

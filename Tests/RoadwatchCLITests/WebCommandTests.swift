@@ -12,12 +12,13 @@ enum HTTP {
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    static func get(_ url: String, headers: [String] = [], maxSeconds: Double = 10) throws -> Reply {
+    static func get(_ url: String, headers: [String] = [], curlArguments: [String] = [], maxSeconds: Double = 10) throws -> Reply {
         guard let curl = RoadwatchBinary.which("curl") else { throw HTTPError("curl is not installed") }
         let scratch = try ScratchDirectory("curl")
         let bodyPath = scratch.path("body"), headerPath = scratch.path("headers")
         var arguments = ["-s", "-o", bodyPath, "-D", headerPath, "--max-time", String(maxSeconds)]
         for header in headers { arguments += ["-H", header] }
+        arguments += curlArguments
         let run = try RoadwatchBinary.runProgram(curl, arguments + [url], timeout: maxSeconds + 10)
         // curl exits 28 when --max-time cuts a stream (MJPEG): what arrived is still there.
         guard run.status == 0 || run.status == 28 else { throw HTTPError("curl \(url): exit \(run.status) \(run.stderr)") }
@@ -299,6 +300,23 @@ struct WebCommandTests {
         let part = try HTTP.get(base + "/api/events/\(id)/clip.mp4", headers: ["Range: bytes=100-199"])
         #expect(part.status == 206 && part.body == whole.body[100..<200] && part.headers["content-range"] == "bytes 100-199/\(whole.body.count)")
         #expect(try HTTP.get(base + "/api/events/\(id)/clip.mp4", headers: ["Range: bytes=\(whole.body.count)-"]).status == 416)
+        // Malformed and odd ranges cost nothing but their own answer: the whole file, a suffix, and the
+        // service still up afterwards.
+        for bad in ["Range: bytes=", "Range: bytes=,", "Range: bytes=5-2", "Range: bytes=0-1,5-6", "Range: items=0-1"] {
+            let reply = try HTTP.get(base + "/api/events/\(id)/snapshot.jpg", headers: [bad])
+            #expect(reply.status == 200 && reply.body == snapshot.body, "\(bad): \(reply.status)")
+        }
+        let suffix = try HTTP.get(base + "/api/events/\(id)/clip.mp4", headers: ["Range: bytes=-100"])
+        #expect(suffix.status == 206 && suffix.body == whole.body.suffix(100))
+        let huge = try HTTP.get(base + "/api/events/\(id)/clip.mp4", headers: ["Range: bytes=99999999999999999999999-"])
+        #expect(huge.status == 416 && huge.headers["content-range"] == "bytes */\(whole.body.count)")
+        // Validators and HEAD.
+        let tag = try #require(whole.headers["etag"])
+        #expect(whole.headers["last-modified"] != nil)
+        #expect(try HTTP.get(base + "/api/events/\(id)/clip.mp4", headers: ["If-None-Match: \(tag)"]).status == 304)
+        let head = try HTTP.get(base + "/api/events/\(id)/clip.mp4", curlArguments: ["-I"])
+        #expect(head.status == 200 && head.headers["content-length"] == String(whole.body.count))
+        #expect(try HTTP.get(base + "/healthz").status == 200)
 
         // The live preview: latest.jpg, and a multipart MJPEG stream cut after 3 s.
         let latest = try HTTP.get(base + "/cameras/road/latest.jpg")

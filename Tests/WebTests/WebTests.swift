@@ -53,17 +53,37 @@ struct EventStoreTests {
 
 @Suite("The web layer's pieces")
 struct WebPieceTests {
-    @Test("Range headers: a-b, a-, -n; unsatisfiable ranges are nil", arguments: [
-        ("bytes=0-99", 1000, 0, 99), ("bytes=100-", 1000, 100, 999), ("bytes=-100", 1000, 900, 999),
-        ("bytes=990-2000", 1000, 990, 999),
+    @Test("Range headers by RFC 9110: single, suffix, open-ended, malformed, multiple, out of bounds, overflowing", arguments: [
+        ("bytes=0-99", 1000, RangeRequest.part(first: 0, last: 99)),
+        ("bytes=100-", 1000, .part(first: 100, last: 999)),
+        ("bytes=-100", 1000, .part(first: 900, last: 999)),
+        ("bytes=-5000", 1000, .part(first: 0, last: 999)),
+        ("bytes=990-2000", 1000, .part(first: 990, last: 999)),
+        ("bytes=0-99999999999999999999999999", 1000, .part(first: 0, last: 999)),
+        ("bytes=-99999999999999999999999999", 1000, .part(first: 0, last: 999)),
+        ("bytes = 5-9", 1000, .part(first: 5, last: 9)),
+        ("BYTES=5-9", 1000, .part(first: 5, last: 9)),
+        ("bytes=1000-", 1000, .unsatisfiable),
+        ("bytes=1000-1001", 1000, .unsatisfiable),
+        ("bytes=99999999999999999999999999-", 1000, .unsatisfiable),
+        ("bytes=-0", 1000, .unsatisfiable),
+        ("bytes=0-0", 0, .unsatisfiable),
+        ("bytes=-10", 0, .unsatisfiable),
+        ("bytes=", 1000, .whole),
+        ("bytes=,", 1000, .whole),
+        ("bytes=-", 1000, .whole),
+        ("bytes=5-2", 1000, .whole),
+        ("bytes=x-", 1000, .whole),
+        ("bytes=1-2-3", 1000, .whole),
+        ("bytes=+1-2", 1000, .whole),
+        ("items=0-1", 1000, .whole),
+        ("bytes=0-1,5-6", 1000, .whole),
+        ("", 1000, .whole),
+        ("=", 1000, .whole),
     ])
-    func ranges(header: String, size: Int, start: Int, end: Int) {
-        let range = FileResponse.range(header, size: size)
-        #expect(range?.0 == start && range?.1 == end)
+    func ranges(header: String, size: Int, expected: RangeRequest) {
+        #expect(RangeRequest.parse(header, size: size) == expected, "\(header)")
     }
-
-    @Test("bad ranges", arguments: ["bytes=1000-", "bytes=5-2", "items=0-1", "bytes=-0", "bytes=x-"])
-    func badRanges(header: String) { #expect(FileResponse.range(header, size: 1000) == nil) }
 
     @Test("tokens compare whole")
     func tokens() {
