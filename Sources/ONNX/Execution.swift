@@ -154,6 +154,7 @@ enum Operators {
         if node.op == "Gelu", try node.string("approximate", "none") == "none" {
             return [Elementwise.vectorMap(try input(0)) { x in 0.5 * x * (1 + VectorMath.erf(x * 0.70710678118)) }]
         }
+        if MoreOps.operators.contains(node.op), let values = try MoreOps.execute(node, inputs) { return values }
         if let f = try Elementwise.unary(node) {
             let x = try input(0)
             return [Elementwise.map(x, f)]

@@ -25,7 +25,7 @@ public struct ONNXGraph: Sendable {
     /// Tensors with more elements than this are refused.
     public static let maximumElements = 1 << 30
 
-    public static let supportedOperators: Set<String> = [
+    public static let supportedOperators: Set<String> = Set<String>([
         "Conv", "ConvTranspose", "BatchNormalization", "Relu", "PRelu", "LeakyRelu", "Clip", "HardSwish",
         "HardSigmoid", "Sigmoid", "Gelu", "Erf", "Tanh", "Elu", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor",
         "Ceil", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Max", "Min", "Equal", "Less", "Greater", "Where",
@@ -33,7 +33,7 @@ public struct ONNXGraph: Sendable {
         "ReduceSumSquare", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice",
         "Gather", "Expand", "Tile", "Resize", "Upsample", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
         "Shape", "Size", "Constant", "ConstantOfShape", "Identity", "Cast", "Dropout", "Range",
-    ]
+    ]).union(MoreOps.operators)
 
     public init(path: String) throws(ONNXError) {
         self.path = path
@@ -83,6 +83,13 @@ public struct ONNXGraph: Sendable {
         guard !outputs.isEmpty else { throw ONNXError("ONNX model '\(path)' declares no output") }
         self.constants = constants
         for node in nodes { try Support.check(node, opset: opset, known: known, file: path) }
+        // CastLike casts to its second input's type, which values do not carry: it must be declared.
+        for index in nodes.indices where nodes[index].op == "CastLike" {
+            guard nodes[index].inputs.count > 1, let type = known[nodes[index].inputs[1]]?.type else {
+                throw ONNXError("'\(path)': \(nodes[index].label): the type to cast like is not declared")
+            }
+            nodes[index].attributes["to"] = .int(Int64(type))
+        }
     }
 
     static func node(_ proto: RoadwatchOnnx_NodeProto, folder: URL, file: String) throws(ONNXError) -> Node {

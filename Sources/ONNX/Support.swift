@@ -41,6 +41,11 @@ enum Support {
         switch node.op {
         case "Conv", "ConvTranspose", "MaxPool", "AveragePool":
             if let r = rank(0), r != 3 && r != 4 { throw refuse("input of rank \(r): only 1-D and 2-D windows are supported") }
+        case "Cast":
+            let to = try node.int("to", 1)
+            if computedTypes[to] == nil { throw refuse("cast to \(typeName(to)) is not supported (\(computedTypeList))") }
+        case "CastLike":
+            if let to = type(1), computedTypes[to] == nil { throw refuse("cast to \(typeName(to)) is not supported (\(computedTypeList))") }
         case "BatchNormalization":
             if try node.int("training_mode", 0) != 0 { throw refuse("training mode (batch statistics) is not supported") }
         case "Dropout":
