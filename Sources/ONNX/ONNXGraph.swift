@@ -69,14 +69,15 @@ public struct ONNXGraph: Sendable {
         for tensor in model.graph.initializer { known[tensor.name] = .init(type: Int(tensor.dataType), rank: tensor.dims.count) }
         for info in model.graph.input + model.graph.output where known[info.name] == nil {
             let kind = info.name.isEmpty ? "a value" : "'\(info.name)'"
+            guard info.hasType else { continue }  // undeclared: nothing to check
             guard info.type.hasTensorType else {
                 throw ONNXError("'\(path)': \(kind) is not a tensor (a sequence, map or optional), which roadwatch does not run")
             }
             let type = Int(info.type.tensorType.elemType)
-            guard Support.computedTypes[type] != nil else {
+            guard type == 0 || Support.computedTypes[type] != nil else {
                 throw ONNXError("'\(path)': \(kind) has element type \(Support.typeName(type)), which roadwatch does not compute (\(Support.computedTypeList))")
             }
-            known[info.name] = .init(type: type, rank: info.type.tensorType.hasShape ? info.type.tensorType.shape.dim.count : nil)
+            if type != 0 { known[info.name] = .init(type: type, rank: info.type.tensorType.hasShape ? info.type.tensorType.shape.dim.count : nil) }
         }
         externalFiles = Array(Set(model.graph.initializer.filter { $0.dataLocation == 1 }
             .compactMap { tensor in tensor.externalData.first { $0.key == "location" }?.value })).sorted()

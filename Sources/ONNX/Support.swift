@@ -16,7 +16,7 @@ enum Support {
     ]
     static let computedTypeList = "float, double, integers up to int64 and bool are"
 
-    static func isInteger(_ type: Int) -> Bool { type != 1 && type != 11 }
+    static func isInteger(_ type: Int) -> Bool { computedTypes[type] != nil && type != 1 && type != 11 }
 
     static func typeName(_ type: Int) -> String {
         let others = [0: "undefined", 8: "string", 10: "float16", 13: "uint64", 14: "complex64", 15: "complex128",
