@@ -108,6 +108,43 @@ public final class PreparedGraph: Sendable {
 
 /// Runs one node on its input values.
 enum Operators {
+    /// A convolution or pooling on what its 1xCxHxW kernels do not take directly: a batch runs image by image, a
+    /// 1-D signal (NxCxL) as images of height 1 (its attributes given a leading 1, or 0 for pads).
+    static func spatial(_ node: Node, _ inputs: [Value?], arena: Arena) throws(ONNXError) -> Value {
+        guard var x = inputs.first ?? nil else { throw node.fail("input 0 is missing") }
+        var node = node, inputs = inputs
+        let lifted = x.rank == 3
+        if lifted {
+            x = x.reshaped([x.shape[0], x.shape[1], 1, x.shape[2]])
+            if node.op != "MaxPool" && node.op != "AveragePool", inputs.count > 1, let w = inputs[1], w.rank == 3 {
+                inputs[1] = w.reshaped([w.shape[0], w.shape[1], 1, w.shape[2]])
+            }
+            for key in ["kernel_shape", "strides", "dilations", "output_padding", "output_shape"] {
+                if let values = try node.ints(key) { node.attributes[key] = .ints([1] + values.suffix(1).map { Int64($0) }) }
+            }
+            if let pads = try node.ints("pads"), pads.count == 2 { node.attributes["pads"] = .ints([0, Int64(pads[0]), 0, Int64(pads[1])]) }
+        }
+        guard x.rank == 4 else { throw node.fail("input of shape \(x.shape): only 1-D and 2-D are supported") }
+        let images = x.shape[0], plane = x.count / max(1, images)
+        var parts: [Value] = []
+        for n in 0..<images {
+            var one = inputs
+            let start = n * plane
+            one[0] = x.isInt ? Value(shape: [1] + x.shape.dropFirst(), ints: Array(x.intValues[start..<(start + plane)]))
+                : Value(shape: [1] + x.shape.dropFirst(), floats: Array(x.floats[start..<(start + plane)]))
+            switch node.op {
+            case "Conv": parts.append(try NeuralOps.conv(node, one, arena: arena))
+            case "ConvTranspose": parts.append(try NeuralOps.convTranspose(node, one, arena: arena))
+            default: parts.append(try NeuralOps.pool(node, one[0]!))
+            }
+        }
+        guard let first = parts.first else { throw node.fail("an empty batch") }
+        var shape = [images] + first.shape.dropFirst()
+        let floats = parts.flatMap(\.floatValues)
+        if lifted { shape.remove(at: 2) }
+        return Value(shape: shape, floats: floats)
+    }
+
     static func execute(_ node: Node, _ inputs: [Value?], arena: Arena) throws(ONNXError) -> [Value] {
         func input(_ i: Int) throws(ONNXError) -> Value {
             guard i < inputs.count, let value = inputs[i] else { throw node.fail("input \(i) is missing") }
@@ -117,13 +154,14 @@ enum Operators {
         if node.op == "Gelu", try node.string("approximate", "none") == "none" {
             return [Elementwise.vectorMap(try input(0)) { x in 0.5 * x * (1 + VectorMath.erf(x * 0.70710678118)) }]
         }
+        if MoreOps.operators.contains(node.op), let values = try MoreOps.execute(node, inputs) { return values }
         if let f = try Elementwise.unary(node) {
             let x = try input(0)
             return [Elementwise.map(x, f)]
         }
         switch node.op {
         case "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Equal", "Less", "Greater":
-            if node.op == "Max" || node.op == "Min", inputs.count > 2 {
+            if node.op == "Max" || node.op == "Min", inputs.count != 2 {
                 var acc = try input(0)
                 for i in 1..<inputs.count { acc = try Elementwise.binary(node, acc, try input(i)) }
                 return [acc]
@@ -131,14 +169,17 @@ enum Operators {
             return [try Elementwise.binary(node, try input(0), try input(1))]
         case "Clip": return [try Elementwise.clip(node, inputs)]
         case "Where": return [try Elementwise.whereOp(node, try input(0), try input(1), try input(2))]
+        case "Conv" where inputs.first??.rank != 4 || inputs.first??.shape.first != 1,
+             "ConvTranspose" where inputs.first??.rank != 4 || inputs.first??.shape.first != 1,
+             "MaxPool" where inputs.first??.rank != 4 || inputs.first??.shape.first != 1,
+             "AveragePool" where inputs.first??.rank != 4 || inputs.first??.shape.first != 1:
+            return [try spatial(node, inputs, arena: arena)]
         case "Conv", Fusion.conv: return [try NeuralOps.conv(node, inputs, arena: arena)]
         case "ConvTranspose": return [try NeuralOps.convTranspose(node, inputs, arena: arena)]
         case "BatchNormalization": return [try NeuralOps.batchNorm(node, inputs)]
         case "MaxPool", "AveragePool": return [try NeuralOps.pool(node, try input(0))]
         case "GlobalAveragePool": return [try NeuralOps.globalAveragePool(node, try input(0))]
-        case "Resize", "Upsample":
-            if node.op == "Upsample" { return [try NeuralOps.resize(node, [try input(0), nil, try input(1)])] }
-            return [try NeuralOps.resize(node, inputs)]
+        case "Resize", "Upsample": return [try ResizeOp.resize(node, inputs)]
         case "MatMul": return [try NeuralOps.matMul(node, try input(0), try input(1))]
         case BandedMatMul.op: return [try BandedMatMul.run(node, try input(0), try input(1))]
         case Fusion.linearOp: return [try NeuralOps.linear(node, try input(0), try input(1), try input(2))]
@@ -161,7 +202,11 @@ enum Operators {
         case "Gather": return [try ShapeOps.gather(node, try input(0), try input(1))]
         case "Expand": return [try ShapeOps.expand(node, try input(0), try input(1))]
         case "Tile": return [try ShapeOps.tile(node, try input(0), try input(1))]
-        case "Identity", "Dropout": return [try input(0)]
+        case "Identity": return [try input(0)]
+        case "Dropout":
+            // Inference: the input unchanged, and a mask that keeps everything (the loader refuses training mode).
+            let x = try input(0)
+            return [x, Value(shape: x.shape, ints: [Int64](repeating: 1, count: x.count))]
         case "Shape":
             let x = try input(0)
             var start = try node.int("start", 0), end = try node.int("end", x.rank)
@@ -208,5 +253,34 @@ enum Operators {
         default:
             throw node.fail("operator \(node.op) is not supported")
         }
+    }
+}
+
+extension ONNXGraph {
+    /// Runs every node once on `feeds` (the graph's inputs by name), in the file's order, and returns the graph's
+    /// outputs by name. Nothing is prepared or fused: for tests (ONNX's own node tests) and one-off evaluations;
+    /// frames go through `PreparedGraph`.
+    public func evaluate(_ feeds: [String: Value]) throws(ONNXError) -> [String: Value] {
+        var values = constants
+        for input in inputs {
+            guard let value = feeds[input.name] else { throw ONNXError("'\(path)': input '\(input.name)' is not given") }
+            values[input.name] = value
+        }
+        let arena = Arena()
+        for node in nodes {
+            let arguments = try node.inputs.map { (name: String) throws(ONNXError) -> Value? in
+                if name.isEmpty { return nil }
+                guard let value = values[name] else { throw node.fail("input '\(name)' is not produced before it is used") }
+                return value
+            }
+            let results = try Operators.execute(node, arguments, arena: arena)
+            for (name, value) in zip(node.outputs, results) where !name.isEmpty { values[name] = value }
+        }
+        var result: [String: Value] = [:]
+        for name in outputs {
+            guard let value = values[name] else { throw ONNXError("'\(path)': output '\(name)' is never produced") }
+            result[name] = value
+        }
+        return result
     }
 }

@@ -34,11 +34,15 @@ enum NeuralOps {
         }
 
         func outputSize(_ h: Int, _ w: Int, ceil: Bool = false) -> (Int, Int) {
-            func size(_ n: Int, _ k: Int, _ s: Int, _ d: Int, _ p: Int) -> Int {
+            func size(_ n: Int, _ k: Int, _ s: Int, _ d: Int, _ p: Int, _ begin: Int) -> Int {
                 let span = n + p - d * (k - 1) - 1
-                return (ceil ? (span + s - 1) / s : span / s) + 1
+                var out = (ceil ? (span + s - 1) / s : span / s) + 1
+                // With ceil_mode the last window must still start inside the input or the leading padding.
+                if ceil, (out - 1) * s >= n + begin { out -= 1 }
+                return out
             }
-            return (size(h, kernel.0, stride.0, dilation.0, pads[0] + pads[2]), size(w, kernel.1, stride.1, dilation.1, pads[1] + pads[3]))
+            return (size(h, kernel.0, stride.0, dilation.0, pads[0] + pads[2], pads[0]),
+                    size(w, kernel.1, stride.1, dilation.1, pads[1] + pads[3], pads[1]))
         }
     }
 
@@ -110,12 +114,27 @@ enum NeuralOps {
         guard weight.rank == 4, weight.shape[0] == c, c % groups == 0 else { throw node.fail("weight \(weight.shape) for \(c) channels") }
         let mg = weight.shape[1], m = mg * groups, kh = weight.shape[2], kw = weight.shape[3]
         let s = try node.ints("strides") ?? [1, 1], d = try node.ints("dilations") ?? [1, 1]
-        let p = try node.ints("pads") ?? [0, 0, 0, 0], extra = try node.ints("output_padding") ?? [0, 0]
-        guard s.count == 2, d.count == 2, p.count == 4, extra.count == 2 else { throw node.fail("only 2-D is supported") }
-        let oh = (h - 1) * s[0] + (kh - 1) * d[0] + 1 + extra[0] - p[0] - p[2]
-        let ow = (w - 1) * s[1] + (kw - 1) * d[1] + 1 + extra[1] - p[1] - p[3]
+        let extra = try node.ints("output_padding") ?? [0, 0]
+        guard s.count == 2, d.count == 2, extra.count == 2 else { throw node.fail("only 2-D is supported") }
+        let auto = try node.string("auto_pad", "NOTSET")
+        let wanted = try node.ints("output_shape").map { Array($0.suffix(2)) }
+        var p = try node.ints("pads") ?? [0, 0, 0, 0]
+        if node.attributes["pads"] == nil, auto == "SAME_UPPER" || auto == "SAME_LOWER" {
+            // The padding that makes the output `output_shape` (by default the input times the stride), its odd
+            // unit at the end for SAME_UPPER and at the start for SAME_LOWER (halves rounded down, as in Python).
+            let target = wanted ?? [h * s[0], w * s[1]]
+            for (axis, (size, k)) in [(h, kh), (w, kw)].enumerated() {
+                let total = s[axis] * (size - 1) + extra[axis] + (k - 1) * d[axis] + 1 - target[axis]
+                let half = Int((Double(total) / 2).rounded(.down))
+                p[axis] = auto == "SAME_UPPER" ? half : total - half
+                p[axis + 2] = auto == "SAME_UPPER" ? total - half : half
+            }
+        }
+        guard p.count == 4 else { throw node.fail("only 2-D is supported") }
+        let oh = wanted?[0] ?? (h - 1) * s[0] + (kh - 1) * d[0] + 1 + extra[0] - p[0] - p[2]
+        let ow = wanted?[1] ?? (w - 1) * s[1] + (kw - 1) * d[1] + 1 + extra[1] - p[1] - p[3]
         guard oh > 0, ow > 0 else { throw node.fail("output would be empty") }
-        if groups == 1, kh == 2, kw == 2, s == [2, 2], d == [1, 1], p == [0, 0, 0, 0], extra == [0, 0] {
+        if groups == 1, kh == 2, kw == 2, s == [2, 2], d == [1, 1], p == [0, 0, 0, 0], extra == [0, 0], wanted == nil {
             // The common upsampling step: one GEMM and a scatter (Tensors' kernel).
             let layer = TransposedConv2x2(inChannels: c, outChannels: m, weight: weight.floatValues,
                                           bias: inputs.count > 2 ? inputs[2]?.floatValues : nil)
@@ -213,85 +232,6 @@ enum NeuralOps {
             }
         }
         return Value(shape: Array(x.shape[0..<2]) + [Int](repeating: 1, count: x.rank - 2), floats: means)
-    }
-
-    static func resize(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
-        guard let x = inputs[0] else { throw node.fail("no input") }
-        guard x.rank == 4 else { throw node.fail("input of shape \(x.shape): only 4-D is supported") }
-        var size: [Int]
-        if inputs.count > 3, let sizes = inputs[3], sizes.count > 0 {
-            size = sizes.intValues.map { Int($0) }
-        } else if inputs.count > 2, let scales = inputs[2], scales.count > 0 {
-            size = zip(x.shape, scales.floatValues).map { Int((Float($0) * $1).rounded(.down)) }
-        } else {
-            throw node.fail("neither scales nor sizes given")
-        }
-        guard size.count == 4, size[0] == x.shape[0], size[1] == x.shape[1], size[2] > 0, size[3] > 0 else {
-            throw node.fail("resizing \(x.shape) to \(size): only the last two axes may change")
-        }
-        let mode = try node.string("mode", "nearest")
-        let transform = try node.string("coordinate_transformation_mode", "half_pixel")
-        let nearestMode = try node.string("nearest_mode", "round_prefer_floor")
-        let h = x.shape[2], w = x.shape[3], oh = size[2], ow = size[3]
-        func source(_ d: Int, _ inSize: Int, _ outSize: Int) throws(ONNXError) -> Double {
-            let scale = Double(outSize) / Double(inSize)
-            switch transform {
-            case "half_pixel": return (Double(d) + 0.5) / scale - 0.5
-            case "pytorch_half_pixel": return outSize > 1 ? (Double(d) + 0.5) / scale - 0.5 : 0
-            case "align_corners": return outSize > 1 ? Double(d) * Double(inSize - 1) / Double(outSize - 1) : 0
-            case "asymmetric": return Double(d) / scale
-            default: throw node.fail("coordinate_transformation_mode '\(transform)' is not supported")
-            }
-        }
-        let c = x.shape[1], xs = x.floatValues
-        var out = [Float](repeating: 0, count: c * oh * ow)
-        switch mode {
-        case "nearest":
-            func pick(_ s: Double, _ n: Int) throws(ONNXError) -> Int {
-                let i: Double
-                switch nearestMode {
-                case "round_prefer_floor": i = s - s.rounded(.down) == 0.5 ? s.rounded(.down) : s.rounded()
-                case "round_prefer_ceil": i = s - s.rounded(.down) == 0.5 ? s.rounded(.up) : s.rounded()
-                case "floor": i = s.rounded(.down)
-                case "ceil": i = s.rounded(.up)
-                default: throw node.fail("nearest_mode '\(nearestMode)' is not supported")
-                }
-                return min(max(Int(i), 0), n - 1)
-            }
-            let ys = try (0..<oh).map { (d: Int) throws(ONNXError) in try pick(try source(d, h, oh), h) }
-            let xIndex = try (0..<ow).map { (d: Int) throws(ONNXError) in try pick(try source(d, w, ow), w) }
-            for ch in 0..<c { for oy in 0..<oh { for ox in 0..<ow { out[(ch * oh + oy) * ow + ox] = xs[(ch * h + ys[oy]) * w + xIndex[ox]] } } }
-        case "linear" where x.shape[0] == 1 && oh > 1 && ow > 1
-                && (transform == "align_corners" || transform == "half_pixel" || transform == "pytorch_half_pixel"):
-            // Tensors' bilinear kernel has exactly these coordinate rules (half-pixel centres clamped at the border).
-            return x.withTensor([c, h, w]) { input in
-                Value.written(size, as: [c, oh, ow]) { Resize.bilinear(input, into: $0, alignCorners: transform == "align_corners") }
-            }
-        case "linear":
-            func axis(_ inSize: Int, _ outSize: Int) throws(ONNXError) -> [(Int, Int, Float)] {
-                try (0..<outSize).map { (d: Int) throws(ONNXError) in
-                    let s = min(max(try source(d, inSize, outSize), 0), Double(inSize - 1))
-                    let l = Int(s), u = min(l + 1, inSize - 1)
-                    return (l, u, Float(s - Double(l)))
-                }
-            }
-            let ay = try axis(h, oh), ax = try axis(w, ow)
-            for ch in 0..<c {
-                for oy in 0..<oh {
-                    let (y0, y1, fy) = ay[oy]
-                    for ox in 0..<ow {
-                        let (x0, x1, fx) = ax[ox]
-                        let base = ch * h * w
-                        let top = xs[base + y0 * w + x0] * (1 - fx) + xs[base + y0 * w + x1] * fx
-                        let bottom = xs[base + y1 * w + x0] * (1 - fx) + xs[base + y1 * w + x1] * fx
-                        out[(ch * oh + oy) * ow + ox] = top * (1 - fy) + bottom * fy
-                    }
-                }
-            }
-        default:
-            throw node.fail("mode '\(mode)' is not supported (nearest and linear are)")
-        }
-        return Value(shape: size, floats: out)
     }
 
     static func batchNorm(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
@@ -499,7 +439,15 @@ enum NeuralOps {
 
     static func pad(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
         guard let x = inputs[0] else { throw node.fail("no input") }
-        let pads = inputs.count > 1 ? inputs[1]?.intValues.map { Int($0) } : try node.ints("pads")
+        var pads = inputs.count > 1 ? inputs[1]?.intValues.map { Int($0) } : try node.ints("pads")
+        if inputs.count > 3, let axes = inputs[3], let given = pads {
+            // Pads for the listed axes only (opset 18): the others are not padded.
+            let listed = try axes.intValues.map { (a: Int64) throws(ONNXError) in try ShapeOps.axis(Int(a), rank: x.rank, node) }
+            guard given.count == 2 * listed.count else { throw node.fail("\(given.count) pads for \(listed.count) axes") }
+            var all = [Int](repeating: 0, count: 2 * x.rank)
+            for (i, a) in listed.enumerated() { all[a] = given[i]; all[a + x.rank] = given[i + listed.count] }
+            pads = all
+        }
         guard let pads, pads.count == 2 * x.rank else { throw node.fail("pads for rank \(x.rank)") }
         let fill = inputs.count > 2 ? inputs[2]?.floatValues.first ?? 0 : try node.float("value", 0)
         let mode = try node.string("mode", "constant")
@@ -522,6 +470,7 @@ enum NeuralOps {
                         let period = 2 * (n - 1)
                         p = ((p % period) + period) % period
                         if p >= n { p = period - p }
+                    case "wrap": p = ((p % n) + n) % n
                     case "constant": inside = false
                     default: throw node.fail("mode '\(mode)' is not supported")
                     }

@@ -49,6 +49,15 @@ public struct Node: Sendable {
         }
     }
 
+    func floatList(_ key: String) throws(ONNXError) -> [Float] {
+        switch attributes[key] {
+        case nil: return []
+        case .floats(let values)?: return values
+        case .float(let value)?: return [value]
+        default: throw fail("attribute '\(key)' should be a list of floats")
+        }
+    }
+
     func string(_ key: String, _ fallback: String) throws(ONNXError) -> String {
         switch attributes[key] {
         case nil: return fallback

@@ -25,7 +25,7 @@ public struct ONNXGraph: Sendable {
     /// Tensors with more elements than this are refused.
     public static let maximumElements = 1 << 30
 
-    public static let supportedOperators: Set<String> = [
+    public static let supportedOperators: Set<String> = Set<String>([
         "Conv", "ConvTranspose", "BatchNormalization", "Relu", "PRelu", "LeakyRelu", "Clip", "HardSwish",
         "HardSigmoid", "Sigmoid", "Gelu", "Erf", "Tanh", "Elu", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor",
         "Ceil", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Max", "Min", "Equal", "Less", "Greater", "Where",
@@ -33,7 +33,7 @@ public struct ONNXGraph: Sendable {
         "ReduceSumSquare", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice",
         "Gather", "Expand", "Tile", "Resize", "Upsample", "MaxPool", "AveragePool", "GlobalAveragePool", "Pad",
         "Shape", "Size", "Constant", "ConstantOfShape", "Identity", "Cast", "Dropout", "Range",
-    ]
+    ]).union(MoreOps.operators)
 
     public init(path: String) throws(ONNXError) {
         self.path = path
@@ -63,10 +63,34 @@ public struct ONNXGraph: Sendable {
             (input.name, input.type.tensorType.shape.dim.map { Int($0.dimValue) })
         }
         outputs = model.graph.output.map(\.name)
+        // What each value is known to be before anything runs: the declared inputs and outputs, the weights.
+        // Forms the operators cannot compute exactly are refused here, at load, rather than computed wrongly.
+        var known: [String: Support.Declared] = [:]
+        for tensor in model.graph.initializer { known[tensor.name] = .init(type: Int(tensor.dataType), rank: tensor.dims.count) }
+        for info in model.graph.input + model.graph.output where known[info.name] == nil {
+            let kind = info.name.isEmpty ? "a value" : "'\(info.name)'"
+            guard info.hasType else { continue }  // undeclared: nothing to check
+            guard info.type.hasTensorType else {
+                throw ONNXError("'\(path)': \(kind) is not a tensor (a sequence, map or optional), which roadwatch does not run")
+            }
+            let type = Int(info.type.tensorType.elemType)
+            guard type == 0 || Support.computedTypes[type] != nil else {
+                throw ONNXError("'\(path)': \(kind) has element type \(Support.typeName(type)), which roadwatch does not compute (\(Support.computedTypeList))")
+            }
+            if type != 0 { known[info.name] = .init(type: type, rank: info.type.tensorType.hasShape ? info.type.tensorType.shape.dim.count : nil) }
+        }
         externalFiles = Array(Set(model.graph.initializer.filter { $0.dataLocation == 1 }
             .compactMap { tensor in tensor.externalData.first { $0.key == "location" }?.value })).sorted()
-        guard !inputs.isEmpty, !outputs.isEmpty else { throw ONNXError("ONNX model '\(path)' declares no input or no output") }
+        guard !outputs.isEmpty else { throw ONNXError("ONNX model '\(path)' declares no output") }
         self.constants = constants
+        for node in nodes { try Support.check(node, opset: opset, known: known, file: path) }
+        // CastLike casts to its second input's type, which values do not carry: it must be declared.
+        for index in nodes.indices where nodes[index].op == "CastLike" {
+            guard nodes[index].inputs.count > 1, let type = known[nodes[index].inputs[1]]?.type else {
+                throw ONNXError("'\(path)': \(nodes[index].label): the type to cast like is not declared")
+            }
+            nodes[index].attributes["to"] = .int(Int64(type))
+        }
     }
 
     static func node(_ proto: RoadwatchOnnx_NodeProto, folder: URL, file: String) throws(ONNXError) -> Node {
@@ -154,15 +178,20 @@ public struct ONNXGraph: Sendable {
             }
             try check(tensor.int64Data.count)
             return Value(shape: shape, ints: tensor.int64Data)
-        case 6, 9, 2, 3, 5:  // int32, bool, uint8, int8, int16
+        case 6, 9, 2, 3, 5, 4, 12:  // int32, bool, uint8, int8, int16, uint16, uint32
             if !raw.isEmpty {
-                let width = tensor.dataType == 6 ? 4 : (tensor.dataType == 5 ? 2 : 1)
+                let type = tensor.dataType
+                let width = type == 6 || type == 12 ? 4 : (type == 5 || type == 4 ? 2 : 1)
                 guard raw.count == count * width else { throw ONNXError("\(name): \(raw.count) bytes for \(count) values") }
                 let ints: [Int64] = raw.withUnsafeBytes { bytes in
                     (0..<count).map { i in
                         switch width {
-                        case 4: return Int64(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
-                        case 2: return Int64(Int16(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 2, as: Int16.self)))
+                        case 4:
+                            let bits = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+                            return type == 12 ? Int64(bits) : Int64(Int32(bitPattern: bits))
+                        case 2:
+                            let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
+                            return type == 4 ? Int64(bits) : Int64(Int16(bitPattern: bits))
                         default: return tensor.dataType == 3 ? Int64(Int8(bitPattern: bytes[i])) : Int64(bytes[i])
                         }
                     }
@@ -172,7 +201,31 @@ public struct ONNXGraph: Sendable {
             try check(tensor.int32Data.count)
             return Value(shape: shape, ints: tensor.int32Data.map { Int64($0) })
         default:
-            throw ONNXError("\(name) has data type \(tensor.dataType), which roadwatch does not read (float, double and integers are)")
+            throw ONNXError("\(name) has data type \(Support.typeName(Int(tensor.dataType))), which roadwatch does not read (\(Support.computedTypeList))")
+        }
+    }
+
+    /// A tensor file (one serialized TensorProto, as ONNX's test data stores inputs and expected outputs), read
+    /// with the same rules as a model's weights.
+    public static func tensor(file path: String) throws(ONNXError) -> Value {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ONNXError("cannot read tensor file '\(path)'") }
+        let tensor: RoadwatchOnnx_TensorProto
+        do {
+            tensor = try RoadwatchOnnx_TensorProto(serializedBytes: data)
+        } catch {
+            throw ONNXError("'\(path)' is not a TensorProto (protobuf: \(error))")
+        }
+        return try value(tensor, folder: URL(fileURLWithPath: path).deletingLastPathComponent(), file: path)
+    }
+
+    /// The operator types of a model file's nodes, in order, without checking them (for reports on files
+    /// that load refuses).
+    public static func operatorTypes(path: String) throws(ONNXError) -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ONNXError("cannot read ONNX model '\(path)'") }
+        do {
+            return try RoadwatchOnnx_ModelProto(serializedBytes: data).graph.node.map(\.opType)
+        } catch {
+            throw ONNXError("'\(path)' is not an ONNX model (protobuf: \(error))")
         }
     }
 }

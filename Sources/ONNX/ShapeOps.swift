@@ -188,7 +188,6 @@ enum ShapeOps {
                 s = clamp(s, 0, size - 1); e = clamp(e, -1, size - 1)
                 count = max(0, (s - e - step - 1) / -step)
             }
-            guard count > 0 else { throw node.fail("an empty slice along axis \(axis)") }
             result = slice(result, axis: axis, start: s, step: step, count: count)
         }
         return result
@@ -209,7 +208,7 @@ enum ShapeOps {
             let each = (x.shape[axis] + parts - 1) / parts
             sizes = (0..<parts).map { min(each, x.shape[axis] - $0 * each) }
         }
-        guard sizes.reduce(0, +) == x.shape[axis], sizes.allSatisfy({ $0 > 0 }) else {
+        guard sizes.reduce(0, +) == x.shape[axis], sizes.allSatisfy({ $0 >= 0 }) else {
             throw node.fail("split \(sizes) of axis size \(x.shape[axis])")
         }
         var start = 0
