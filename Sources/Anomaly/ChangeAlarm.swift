@@ -2,6 +2,10 @@ import Foundation
 
 /// Which rule raises the binary alarm (the mask, outlines, boxes, regions and events).
 public enum AlarmRule: String, Sendable, Codable, CaseIterable {
+    /// A drivable-area cell whose features are novel against this stream's memory of normal road
+    /// (`RoadMemory`), persisting over 2 of 3 ticks, then followed as a track with a lower threshold while it
+    /// stays novel (`ObstacleTracker`).
+    case memory
     /// A drivable-area cell whose confidence drops and whose features turn novel against what this stream
     /// showed at that place before (`ChangeAlarm`), persisting over 2 of 3 frames. The default.
     case change
@@ -154,19 +158,21 @@ public struct ChangeAlarm: Sendable {
     }
 
     /// Drivable cells: those of `roadClass`, and every cell between two of them in its row or its column
-    /// (an object in the lane interrupts the road without leaving it).
-    public static func drivable(classes: [UInt8], roadClass: UInt8, width w: Int, height h: Int) -> [Bool] {
-        var area = classes.map { $0 == roadClass }
-        let road = area
+    /// (an object in the lane interrupts the road without leaving it). With `enclosed`, a cell off the road
+    /// must lie between road cells in its row *and* in its column: a hillside beside a curving road lies between
+    /// road cells along its row only.
+    public static func drivable(classes: [UInt8], roadClass: UInt8, width w: Int, height h: Int, enclosed: Bool = false) -> [Bool] {
+        let road = classes.map { $0 == roadClass }
+        var rows = road, columns = road
         for y in 0..<h {
             let row = (0..<w).filter { road[y * w + $0] }
-            if let first = row.first, let last = row.last { for x in first...last { area[y * w + x] = true } }
+            if let first = row.first, let last = row.last { for x in first...last { rows[y * w + x] = true } }
         }
         for x in 0..<w {
             let column = (0..<h).filter { road[$0 * w + x] }
-            if let first = column.first, let last = column.last { for y in first...last { area[y * w + x] = true } }
+            if let first = column.first, let last = column.last { for y in first...last { columns[y * w + x] = true } }
         }
-        return area
+        return (0..<(w * h)).map { enclosed ? rows[$0] && columns[$0] : rows[$0] || columns[$0] }
     }
 }
 

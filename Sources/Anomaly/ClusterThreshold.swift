@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 /// How a cluster's confidence is summarised from its cells.
@@ -56,6 +57,21 @@ public struct MethodSettings: Sendable, Equatable, Codable {
     public var minimumAlarmCells: Int
     /// Seconds of video between the change rule's steps (its statistics, novelty and persistence count these).
     public var alarmInterval: Double
+    /// The memory rule (`RoadMemory`, `ObstacleTracker`): a cell starts a track at this novelty (its distance
+    /// to the nearest remembered normal vector over the stream's typical distance) ...
+    public var noveltyThreshold: Double
+    /// ... and a track keeps the cells at least this novel that touch it.
+    public var noveltyHold: Double
+    /// Normal-road vectors the memory holds per stream.
+    public var memoryCapacity: Int
+    /// Seconds from a stream's start during which the memory only learns.
+    public var memoryWarmUp: Double
+    /// Seconds a track may go unseen before it ends.
+    public var trackFade: Double
+    /// Only cells less novel than this (on the scale of `noveltyThreshold`) may enter the memory.
+    public var memoryInsertBelow: Double
+    /// Seconds a cell waits before it enters the memory (dropped if something new turns up meanwhile).
+    public var memoryCommitDelay: Double
 
     public init(clusterCounts: [Int] = [4], statistic: ClusterStatistic = .mean, score: ScoreVariant = .d2b,
                 tau: Double = 6.063, seed: UInt64 = 0, maxIterations: Int = 100, tolerance: Double = 1e-4,
@@ -63,7 +79,10 @@ public struct MethodSettings: Sendable, Equatable, Codable {
                 sceneCutSmoothing: Double = 0.2, minimumRegionArea: Int = 256, alarm: AlarmRule = .change,
                 alarmThreshold: Double = 4.25, noveltyClusters: Int = 8, noveltyWeight: Double = 0.5,
                 statisticsWeight: Double = 0.02, warmUpFrames: Int = 20, confidenceFloor: Double = 0.5,
-                noveltyFloor: Double = 0.02, minimumAlarmCells: Int = 2, alarmInterval: Double = 0.08) {
+                noveltyFloor: Double = 0.02, minimumAlarmCells: Int = 2, alarmInterval: Double = 0.08,
+                noveltyThreshold: Double = 3, noveltyHold: Double = 2, memoryCapacity: Int = 1024,
+                memoryWarmUp: Double = 1, trackFade: Double = 1, memoryInsertBelow: Double = 1,
+                memoryCommitDelay: Double = 2) {
         precondition(!clusterCounts.isEmpty && clusterCounts.allSatisfy { $0 >= 1 })
         self.clusterCounts = clusterCounts
         self.statistic = statistic
@@ -87,6 +106,13 @@ public struct MethodSettings: Sendable, Equatable, Codable {
         self.noveltyFloor = noveltyFloor
         self.minimumAlarmCells = minimumAlarmCells
         self.alarmInterval = alarmInterval
+        self.noveltyThreshold = noveltyThreshold
+        self.noveltyHold = noveltyHold
+        self.memoryCapacity = memoryCapacity
+        self.memoryWarmUp = memoryWarmUp
+        self.trackFade = trackFade
+        self.memoryInsertBelow = memoryInsertBelow
+        self.memoryCommitDelay = memoryCommitDelay
     }
 
     public static let `default` = MethodSettings()
@@ -98,7 +124,10 @@ public struct MethodSettings: Sendable, Equatable, Codable {
              minimumRegionArea = "minimum_region_area", alarm, alarmThreshold = "alarm_threshold",
              noveltyClusters = "novelty_clusters", noveltyWeight = "novelty_weight", statisticsWeight = "statistics_weight",
              warmUpFrames = "warm_up_frames", confidenceFloor = "confidence_floor", noveltyFloor = "novelty_floor",
-             minimumAlarmCells = "minimum_alarm_cells", alarmInterval = "alarm_interval"
+             minimumAlarmCells = "minimum_alarm_cells", alarmInterval = "alarm_interval",
+             noveltyThreshold = "novelty_threshold", noveltyHold = "novelty_hold", memoryCapacity = "memory_capacity",
+             memoryWarmUp = "memory_warm_up", trackFade = "track_fade", memoryInsertBelow = "memory_insert_below",
+             memoryCommitDelay = "memory_commit_delay"
     }
 
     /// Names accepted by `--variant`.
@@ -123,6 +152,49 @@ public struct MethodSettings: Sendable, Equatable, Codable {
         clusterCounts == [4, 8] && statistic == .median && score == .d2b ? "k4k8-median" : score.rawValue
     }
 
+    /// Every setting's JSON key (as run summaries write them), sorted.
+    public static let keys: [String] = {
+        let object = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(MethodSettings.default))) as? [String: Any]
+        return (object ?? [:]).keys.sorted()
+    }()
+
+    /// `base` with settings named by their JSON keys changed: each override is `key=value`, the value as JSON
+    /// (a number, true/false, a string with or without quotes, a list in brackets).
+    public static func overriding(_ base: MethodSettings, with overrides: [String]) throws(SettingsError) -> MethodSettings {
+        guard !overrides.isEmpty else { return base }
+        do {
+            var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(base)) as? [String: Any] ?? [:]
+            for item in overrides {
+                guard let equals = item.firstIndex(of: "=") else {
+                    throw SettingsError(description: "setting '\(item)' must be key=value")
+                }
+                let key = String(item[..<equals]), text = String(item[item.index(after: equals)...])
+                guard object[key] != nil else {
+                    throw SettingsError(description: "unknown setting '\(key)' (known: \(object.keys.sorted().joined(separator: ", ")))")
+                }
+                object[key] = (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: .fragmentsAllowed)) ?? text
+            }
+            let settings = try JSONDecoder().decode(MethodSettings.self, from: JSONSerialization.data(withJSONObject: object))
+            try settings.validate()
+            return settings
+        } catch let error as SettingsError {
+            throw error
+        } catch {
+            throw SettingsError(description: "a setting has the wrong type: \(error)")
+        }
+    }
+
+    /// The road memory's settings.
+    public var roadMemory: RoadMemory.Settings {
+        RoadMemory.Settings(capacity: memoryCapacity, warmUp: memoryWarmUp, commitDelay: memoryCommitDelay,
+                            insertBelow: memoryInsertBelow, holdAbove: noveltyHold, seed: seed)
+    }
+
+    /// The obstacle tracker's settings.
+    public var obstacleTracker: ObstacleTracker.Settings {
+        ObstacleTracker.Settings(threshold: noveltyThreshold, hold: noveltyHold, minimumCells: minimumAlarmCells, fade: trackFade)
+    }
+
     /// Checks ranges a user can get wrong; the message names the parameter.
     public func validate() throws(SettingsError) {
         func fail(_ text: String) -> SettingsError { SettingsError(description: text) }
@@ -142,6 +214,17 @@ public struct MethodSettings: Sendable, Equatable, Codable {
         guard warmUpFrames >= 0 && minimumAlarmCells >= 1 else { throw fail("warm-up frames and alarm cells must not be negative") }
         guard confidenceFloor > 0 && noveltyFloor > 0 else { throw fail("the floors must be positive") }
         guard alarmInterval >= 0 && alarmInterval.isFinite else { throw fail("the alarm interval must not be negative") }
+        guard noveltyThreshold.isFinite && noveltyThreshold > 0 else { throw fail("the novelty threshold must be positive") }
+        guard noveltyHold.isFinite && noveltyHold > 0 && noveltyHold <= noveltyThreshold else {
+            throw fail("the novelty hold must be positive and at most the novelty threshold, got \(noveltyHold)")
+        }
+        guard (16...65_536).contains(memoryCapacity) else { throw fail("the memory capacity must be in 16...65536, got \(memoryCapacity)") }
+        guard memoryWarmUp >= 0 && memoryWarmUp.isFinite else { throw fail("the memory warm-up must not be negative") }
+        guard trackFade >= 0 && trackFade.isFinite else { throw fail("the track fade must not be negative") }
+        guard memoryInsertBelow > 0 && memoryInsertBelow <= noveltyHold else {
+            throw fail("memory_insert_below must be positive and at most novelty_hold, got \(memoryInsertBelow)")
+        }
+        guard memoryCommitDelay >= 0 && memoryCommitDelay <= 600 else { throw fail("memory_commit_delay must be in 0...600 seconds") }
     }
 }
 

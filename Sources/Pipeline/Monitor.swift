@@ -64,7 +64,8 @@ public final class Monitor: Sendable {
         let c = configuration
         return Stages(backbone: BackboneStage(model: model, size: c.size),
                       decoder: DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both,
-                                            keepsTensors: c.keepsTensors, wantsDrivableArea: c.settings.alarm == .change),
+                                            keepsTensors: c.keepsTensors, wantsDrivableArea: c.settings.alarm != .clusters,
+                                            enclosedArea: c.settings.alarm == .memory),
                       clustering: ClusteringStage(settings: c.settings),
                       thresholding: ThresholdingStage(settings: c.settings, ignore: c.ignore),
                       annotate: AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau,

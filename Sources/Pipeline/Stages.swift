@@ -42,7 +42,12 @@ public actor DecoderStage {
     /// The road class, when the change alarm needs the drivable area.
     private let roadClass: UInt8?
 
-    public init(model: LoadedModel, wantsClasses: Bool, keepsTensors: Bool = false, wantsDrivableArea: Bool = false) {
+    /// The drivable area needs road on both sides of a cell along its row and its column (the memory rule).
+    private let enclosedArea: Bool
+
+    public init(model: LoadedModel, wantsClasses: Bool, keepsTensors: Bool = false, wantsDrivableArea: Bool = false,
+                enclosedArea: Bool = false) {
+        self.enclosedArea = enclosedArea
         self.model = model
         self.wantsClasses = wantsClasses
         self.keepsTensors = keepsTensors
@@ -66,7 +71,8 @@ public actor DecoderStage {
             var drivable: [Bool]?
             if let roadClass, let cellClasses = summary.cellClasses {
                 drivable = ChangeAlarm.drivable(classes: cellClasses, roadClass: roadClass,
-                                                width: scores.width / stride, height: scores.height / stride)
+                                                width: scores.width / stride, height: scores.height / stride,
+                                                enclosed: enclosedArea)
             } else if drivableEverywhere {
                 drivable = [Bool](repeating: true, count: cells.count)
             }
@@ -89,12 +95,15 @@ public actor ClusteringStage {
     private var clusterer: FrameClusterer
     /// The change alarm's memory of the stream's features (only with that rule).
     private var memory: NoveltyMemory?
+    /// The memory rule's memory of normal road (only with that rule).
+    private var roadMemory: RoadMemory?
     /// The normalised feature vectors' memory, written again by every frame.
     private var pointRows: [Float] = []
 
     public init(settings: MethodSettings) {
         clusterer = FrameClusterer(settings: settings)
         memory = settings.alarm == .change ? NoveltyMemory(settings: settings) : nil
+        roadMemory = settings.alarm == .memory ? RoadMemory(settings: settings.roadMemory, interval: settings.alarmInterval) : nil
     }
 
     public func process(_ input: consuming ScoredFrame) -> ClusteredFrame {
@@ -103,8 +112,16 @@ public actor ClusteringStage {
         let ((clusterings, novelty), seconds) = stageWork { () -> ([KMeansResult], [Float]?) in
             let points = FeatureVectors.normalized(features, reusing: &pointRows)
             // After a break in the source the scene may be another: start from k-means++ again.
-            if trace.startsAfresh { memory?.reset() }
-            let novelty = memory?.novelty(points, time: trace.frame.time).novelty
+            if trace.startsAfresh {
+                memory?.reset()
+                roadMemory?.reset()
+            }
+            var novelty = memory?.novelty(points, time: trace.frame.time).novelty
+            if roadMemory != nil {
+                let grid = input.gridSize
+                novelty = roadMemory!.step(points, drivable: input.drivable ?? [Bool](repeating: true, count: points.count),
+                                           gridWidth: grid.width, gridHeight: grid.height, time: trace.frame.time).novelty
+            }
             return (clusterer.cluster(points: points, warm: !trace.startsAfresh), novelty)
         }
         trace.timings.clustering = seconds
@@ -122,6 +139,9 @@ public actor ThresholdingStage {
     private var threshold: TemporalThreshold
     /// The change alarm's per-cell statistics (only with that rule).
     private var alarm: ChangeAlarm?
+    /// The memory rule's tracks, and the novelty of its last tick (the events' scores).
+    private var tracker: ObstacleTracker?
+    private var lastNovelty: [Float]?
     private let ignore: IgnoreMask?
     /// The ignore mask on the last grid size seen: cells whose centre is inside.
     private var ignoredCells: (size: FrameSize, cells: [Bool])?
@@ -129,6 +149,7 @@ public actor ThresholdingStage {
     public init(settings: MethodSettings, ignore: IgnoreMask? = nil) {
         threshold = TemporalThreshold(settings: settings)
         alarm = settings.alarm == .change ? ChangeAlarm(settings: settings) : nil
+        tracker = settings.alarm == .memory ? ObstacleTracker(settings: settings.obstacleTracker, interval: settings.alarmInterval) : nil
         self.ignore = ignore.flatMap { $0.isEmpty ? nil : $0 }
     }
 
@@ -145,21 +166,27 @@ public actor ThresholdingStage {
         if trace.startsAfresh {
             threshold.reset()
             alarm?.reset()
+            tracker?.reset()
+            lastNovelty = nil
         }
         let image = trace.frame.image
         let grid = input.gridSize
         let ignoredCells = ignored(on: grid)
         let (decision, seconds) = stageWork { () -> (analysis: GridAnalysis, regions: [TemporalThreshold.TrackedRegion]) in
-            let cells = alarm?.decide(time: trace.frame.time, cellConfidence: input.cellConfidence, novelty: input.novelty,
+            var cells = alarm?.decide(time: trace.frame.time, cellConfidence: input.cellConfidence, novelty: input.novelty,
                                       drivable: input.drivable ?? [Bool](repeating: true, count: input.cellConfidence.count),
                                       gridWidth: grid.width, gridHeight: grid.height)
+            if tracker != nil {
+                cells = tracker!.decide(time: trace.frame.time, novelty: input.novelty, gridWidth: grid.width, gridHeight: grid.height)
+                if let novelty = input.novelty { lastNovelty = novelty }
+            }
             return threshold.decide(input.clusterings, cellConfidence: input.cellConfidence, gridWidth: grid.width,
                                     gridHeight: grid.height, width: image.width, height: image.height, alarmCells: cells,
                                     ignoredCells: ignoredCells)
         }
         trace.timings.thresholding = seconds
         return DecidedFrame(trace: trace, analysis: decision.analysis, regions: decision.regions,
-                            alarmScores: alarm?.lastScore, networkSize: input.networkSize, classes: input.classes,
+                            alarmScores: alarm?.lastScore ?? lastNovelty, networkSize: input.networkSize, classes: input.classes,
                             kept: input.kept)
     }
 }

@@ -124,11 +124,11 @@ struct Reader {
 
     static let topKeys: Set<String> = ["output", "model", "threads", "log_level", "retention_interval", "defaults", "cameras",
                                        "http", "webhooks"]
-    static let cameraKeys: Set<String> = [
+    static let cameraKeys: Set<String> = Set([
         "input", "enabled", "loop", "realtime", "size", "k", "tau", "variant", "alarm", "alarm_threshold", "smoothing", "hysteresis",
         "scene_cut", "min_region_area", "seed", "overlay", "timeout", "video_size", "framerate", "input_format",
         "rtsp_transport", "record", "mask", "events", "retention",
-    ]
+    ]).union(MethodSettings.keys)
     static let recordKeys: Set<String> = ["enabled", "segment_seconds", "crf", "preset"]
     static let eventKeys: Set<String> = ["min_frames", "end_after", "pre_capture", "post_capture", "snapshots", "clips",
                                          "evidence_width", "candidate_gap"]
@@ -347,7 +347,7 @@ struct Reader {
             camera.method = settings
         case "alarm":
             let name = try string(v, key)
-            guard let rule = AlarmRule(rawValue: name) else { throw fail(v, key, "expected change or clusters, got '\(name)'") }
+            guard let rule = AlarmRule(rawValue: name) else { throw fail(v, key, "expected memory, change or clusters, got '\(name)'") }
             camera.method.alarm = rule
         case "alarm_threshold": camera.method.alarmThreshold = try double(v, key, 0...1000)
         case "smoothing": camera.method.smoothing = try double(v, key, 0...1)
@@ -422,7 +422,21 @@ struct Reader {
                 }
             }
         default:
-            throw fail(pair.keyNode, key, "unknown key")
+            // Any method setting by the key a run summary writes (novelty_threshold, memory_capacity, ...).
+            guard MethodSettings.keys.contains(pair.key) else { throw fail(pair.keyNode, key, "unknown key") }
+            let text: String
+            if case .sequence(let items) = v {
+                var parts: [String] = []
+                for item in items { parts.append(try string(item, key)) }
+                text = "[" + parts.joined(separator: ",") + "]"
+            } else {
+                text = try string(v, key)
+            }
+            do {
+                camera.method = try MethodSettings.overriding(camera.method, with: ["\(pair.key)=\(text)"])
+            } catch {
+                throw fail(v, key, error.description)
+            }
         }
     }
 
