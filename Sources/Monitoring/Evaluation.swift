@@ -122,6 +122,8 @@ public enum VideoEvaluation {
         public var seconds: Double
         /// The binary decision per frame: hits, clean and stray alarms, first hit, pixel precision and recall.
         public var alarms: AlarmMetrics
+        /// Events, the delay to the first alarm, coverage of the object's time, components.
+        public var events: EventMetrics
     }
 
     public static func maskPath(_ masks: String, frame: Int) -> String {
@@ -152,8 +154,9 @@ public enum VideoEvaluation {
             var first: Int?
             var cleanFlagged = 0, cleanPixels = 0, cleanFrames = 0, scored = 0
             var alarms = AlarmMetrics()
+            var events: EventScorer
         }
-        let tally = Mutex(Tally())
+        let tally = Mutex(Tally(events: EventScorer(tau: settings.tau)))
         // Pooled pixels beyond a chunk are sorted and spilled to a temporary file: memory stays flat however long the clip.
         let pool = Mutex(PixelPool(methods: Evaluation.methods))
         let classes = model.descriptor.inDistributionClasses
@@ -198,10 +201,13 @@ public enum VideoEvaluation {
                 }
                 t.scored += 1
                 t.alarms.add(frame: done.frame.index, flagged: done.mask, labels: labels, width: image.width, height: image.height)
+                t.events.add(time: done.frame.time, regions: done.regions, alarmScores: done.alarmScores, flagged: done.mask,
+                             labels: labels, width: image.width, height: image.height)
             }
             onFrame(done.frame.index)
         }
-        let t = tally.withLock { $0 }
+        var t = tally.withLock { $0 }
+        let events = t.events.finish()
         guard t.scored > 0 else { throw JobError("'\(video)' has no frames to score") }
         func mean<T: BinaryInteger>(_ xs: [T]) -> Double { xs.isEmpty ? .nan : Double(xs.reduce(0, +)) / Double(xs.count) }
         let metrics = try pool.withLock { pool in try pooling { try pool.metrics() } }
@@ -210,7 +216,7 @@ public enum VideoEvaluation {
                    cleanFalseAlarmFraction: t.cleanPixels > 0 ? Double(t.cleanFlagged) / Double(t.cleanPixels) : 0,
                    firstIterations: t.first ?? 0, warmIterations: mean(t.warm), coldIterations: mean(t.cold),
                    inertiaRatio: t.ratios.isEmpty ? .nan : t.ratios.reduce(0, +) / Double(t.ratios.count),
-                   seconds: started.secondsSince, alarms: t.alarms)
+                   seconds: started.secondsSince, alarms: t.alarms, events: events)
         }
     }
 }

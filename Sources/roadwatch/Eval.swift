@@ -42,11 +42,15 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Regions smaller than this many frame pixels are not reported.")
     var minRegionArea = MethodSettings.default.minimumRegionArea
 
-    @Option(help: "Alarm rule: change (a drop in confidence and novel features in the drivable area, against this stream's own history) or clusters (a cluster's smoothed confidence below tau).")
+    @Option(help: "Alarm rule: memory (features novel against this stream's memory of normal road, followed as tracks), change (a drop in confidence and novel features against the previous moment) or clusters (a cluster's smoothed confidence below tau).")
     var alarm = MethodSettings.default.alarm
 
     @Option(help: "The change rule alarms where a cell's change score exceeds this.")
     var alarmThreshold = MethodSettings.default.alarmThreshold
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Any method setting by its JSON key, e.g. --set novelty_threshold=3 (repeatable).",
+                                                         valueName: "key=value"))
+    var overrides: [String] = []
 
     func validate() throws {
         guard k >= 1 && k <= 64 else { throw ValidationError("--k must be between 1 and 64") }
@@ -58,6 +62,7 @@ struct MethodOptions: ParsableArguments {
             throw ValidationError("--variant must be one of \(MethodSettings.variantNames.joined(separator: ", ")), got '\(variant)'")
         }
         do {
+            _ = try MethodSettings.overriding(flagSettings, with: overrides)
             try settings.validate()
         } catch {
             throw ValidationError(error.description)
@@ -65,6 +70,10 @@ struct MethodOptions: ParsableArguments {
     }
 
     var settings: MethodSettings {
+        (try? MethodSettings.overriding(flagSettings, with: overrides)) ?? flagSettings
+    }
+
+    private var flagSettings: MethodSettings {
         var base = MethodSettings.default
         base.clusterCounts = [k]
         base.tau = tau
@@ -284,6 +293,64 @@ enum AlarmTable {
     }
 }
 
+/// The event-level figures as a table row, a summary line and JSON.
+enum EventTable {
+    static let header = "clip                                          delay s  in event  events  false  comp. precision  recall  F1"
+
+    static func row(_ name: String, _ e: EventMetrics) -> String {
+        let shown = name.count > 44 ? "..." + name.suffix(41) : name
+        let delay = e.tallAt == nil ? "-" : (e.delay.map { String(format: "%.2f", $0) } ?? "never")
+        return shown.padding(toLength: 46, withPad: " ", startingAt: 0) + delay.padding(toLength: 9, withPad: " ", startingAt: 0)
+            + AlarmTable.cell(e.coverage) + "     " + String(format: "%6d  %5d  ", e.events, e.falseEvents)
+            + AlarmTable.cell(e.componentPrecision) + "            " + AlarmTable.cell(e.componentRecall) + "   "
+            + AlarmTable.cell(e.componentF1)
+    }
+
+    static func object(_ e: EventMetrics) -> [String: Any] {
+        func number(_ x: Double?) -> Any { x.map { $0.isNaN ? NSNull() as Any : $0 as Any } ?? NSNull() }
+        return ["tall_at": number(e.tallAt), "first_alarm_at": number(e.firstAlarmAt), "delay": number(e.delay),
+                "coverage": number(e.coverage), "events": e.events, "false_events": e.falseEvents,
+                "seconds": e.seconds, "component_precision": number(e.componentPrecision),
+                "component_recall": number(e.componentRecall), "component_f1": number(e.componentF1)]
+    }
+
+    /// Over the clips: the object clips' mean delay and coverage, how many were flagged within 1 s of being
+    /// 32 px tall, false events per hour of the clips without objects, the pooled component figures.
+    struct Summary {
+        var withObjects = 0, withinOneSecond = 0
+        var meanDelay = Double.nan, meanCoverage = Double.nan, falseEventsPerCleanHour = Double.nan
+        var cleanHours = 0.0
+        var pooled = EventMetrics()
+
+        init(_ clips: [EventMetrics]) {
+            let objects = clips.filter { $0.objectFrames > 0 }
+            withObjects = objects.count
+            withinOneSecond = objects.filter { ($0.delay ?? .infinity) <= 1 }.count
+            let delays = objects.map { $0.delay ?? .nan }.filter { !$0.isNaN }
+            if !delays.isEmpty { meanDelay = delays.reduce(0, +) / Double(delays.count) }
+            if !objects.isEmpty { meanCoverage = objects.map(\.coverage).reduce(0, +) / Double(objects.count) }
+            let clean = clips.filter { $0.objectFrames == 0 }
+            cleanHours = clean.map(\.seconds).reduce(0, +) / 3600
+            if cleanHours > 0 { falseEventsPerCleanHour = Double(clean.map(\.falseEvents).reduce(0, +)) / cleanHours }
+            for c in clips { pooled.merge(c) }
+        }
+
+        var line: String {
+            String(format: "events: %d of %d objects flagged within 1 s of being 32 px tall (mean delay %.2f s), in an event %.3f of their time; %.1f false events per clean hour (%.3f h of clean clips); components precision %@ recall %@ F1 %@",
+                   withinOneSecond, withObjects, meanDelay, meanCoverage, falseEventsPerCleanHour, cleanHours,
+                   AlarmTable.cell(pooled.componentPrecision), AlarmTable.cell(pooled.componentRecall), AlarmTable.cell(pooled.componentF1))
+        }
+
+        var object: [String: Any] {
+            func number(_ x: Double) -> Any { x.isNaN ? NSNull() : x }
+            return ["objects": withObjects, "within_1s": withinOneSecond, "mean_delay": number(meanDelay),
+                    "mean_coverage": number(meanCoverage), "false_events_per_clean_hour": number(falseEventsPerCleanHour),
+                    "clean_hours": cleanHours, "component_precision": number(pooled.componentPrecision),
+                    "component_recall": number(pooled.componentRecall), "component_f1": number(pooled.componentF1)]
+        }
+    }
+}
+
 /// `roadwatch eval videos`: the alarm metrics of several clips, a row each and the mean.
 struct VideosEval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -334,6 +401,7 @@ struct VideosEval: AsyncParsableCommand {
         let (model, size) = try await modelOptions.load()
         let settings = method.settings
         var rows: [(String, AlarmMetrics, Double)] = []
+        var eventRows: [(String, EventMetrics)] = []
         print("\(clips.count) clips at \(size) (\(model.descriptor.name), K=\(method.k), \(method.variant), tau \(method.tau), every \(every))")
         print(AlarmTable.header)
         for (path, clip) in zip(paths, clips) {
@@ -344,6 +412,7 @@ struct VideosEval: AsyncParsableCommand {
             progress.finish()
             let name = URL(fileURLWithPath: path).lastPathComponent
             rows.append((name, r.alarms, r.seconds / Double(max(1, r.frames))))
+            eventRows.append((name, r.events))
             print(AlarmTable.row(name, r.alarms))
         }
         let withObjects = rows.filter { $0.1.objectFrames > 0 }
@@ -360,6 +429,10 @@ struct VideosEval: AsyncParsableCommand {
         print(String(format: "mean over %d clips with objects: hit %@, stray %@, F1 %@; clean alarm rate over all %d clean frames %@",
                      withObjects.count, AlarmTable.cell(means["hit_rate"]!), AlarmTable.cell(means["stray_alarm_rate"]!),
                      AlarmTable.cell(means["f1"]!), clean.cleanFrames, AlarmTable.cell(clean.cleanAlarmRate)))
+        print(EventTable.header)
+        for (name, e) in eventRows { print(EventTable.row(name, e)) }
+        let summary = EventTable.Summary(eventRows.map(\.1))
+        print(summary.line)
         let secondsPerFrame = rows.map(\.2).reduce(0, +) / Double(max(1, rows.count))
         print(String(format: "%.3f s per frame", secondsPerFrame))
         if let json = output.json {
@@ -369,7 +442,9 @@ struct VideosEval: AsyncParsableCommand {
                 o["clip"] = name
                 clipObjects.append(o)
             }
+            for (i, (_, e)) in eventRows.enumerated() { clipObjects[i]["events"] = EventTable.object(e) }
             try writeJSON(["clips": clipObjects, "mean": means.mapValues { $0.isNaN ? NSNull() as Any : $0 as Any },
+                           "events": summary.object,
                            "clean_frames": clean.cleanFrames, "every": every, "size": [size.width, size.height],
                            "model": model.descriptor.name, "method": try settingsObject(settings),
                            "seconds_per_frame": secondsPerFrame], to: json)
