@@ -209,7 +209,7 @@ struct Run: AsyncParsableCommand {
 /// `roadwatch demo`: the monitor on the bundled sample clip.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the monitor on the bundled sample clip; writes roadwatch-demo.mp4 and its events here."
+        abstract: "Run the monitor on the bundled demo clip (a crate in the lane); writes roadwatch-demo.mp4 and its events here."
     )
 
     @OptionGroup var modelOptions: ModelOptions
@@ -217,9 +217,9 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
-    /// The sample clip: `$ROADWATCH_SAMPLES`, ./samples, or the samples folder of the source tree.
+    /// The demo clip: `$ROADWATCH_SAMPLES`, ./samples, or the samples folder of the source tree.
     static func sample() throws -> String {
-        let name = "solidWhiteRight.mp4"
+        let name = "demo_obstacle/video.mp4"
         var folders: [String] = []
         if let env = ProcessInfo.processInfo.environment["ROADWATCH_SAMPLES"] { folders.append(env) }
         folders.append(FileManager.default.currentDirectoryPath + "/samples")
@@ -228,7 +228,7 @@ struct Demo: AsyncParsableCommand {
         for folder in folders where FileManager.default.fileExists(atPath: folder + "/" + name) {
             return folder + "/" + name
         }
-        throw RoadwatchError("the sample clip \(name) is not in ./samples (set ROADWATCH_SAMPLES to the samples folder)")
+        throw RoadwatchError("the demo clip \(name) is not in ./samples (set ROADWATCH_SAMPLES to the samples folder)")
     }
 
     func run() async throws {
