@@ -20,6 +20,10 @@ public struct EventRules: Sendable, Equatable, Codable {
     public var clips = true
     /// Clips and snapshots are at most this wide (scaled down, aspect kept).
     public var evidenceWidth = 640
+    /// Seconds of video in one clip file: an event open longer goes on in a new file (part 2, 3...), so an
+    /// event that never ends (a parked car) never makes a file without end, and each part is finished and
+    /// listed as it fills.
+    public var maxClipSeconds = 300.0
 
     public init() {}
 
@@ -32,6 +36,9 @@ public struct EventRules: Sendable, Equatable, Codable {
         guard preCapture >= 0, preCapture <= 60 else { throw JobError("pre_capture must be in 0...60 seconds, got \(preCapture)") }
         guard postCapture >= 0, postCapture <= 60 else { throw JobError("post_capture must be in 0...60 seconds, got \(postCapture)") }
         guard evidenceWidth >= 16 else { throw JobError("the evidence width must be at least 16 pixels") }
+        guard maxClipSeconds >= 1, maxClipSeconds <= 86400 else {
+            throw JobError("max_clip_seconds must be in 1...86400 seconds, got \(maxClipSeconds)")
+        }
     }
 }
 
@@ -55,9 +62,12 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var clip: String?
     /// Frames the event's region was flagged on so far.
     public var frames: Int
+    /// Why an event ended when it is not the usual way: `interrupted` (the process was killed while it was
+    /// open; its end is then its start, the last time known). Absent for an event that ended on its own.
+    public var end_reason: String?
 
     public init(type: String, id: String, camera: String, start: Double, end: Double?, top_score: Double, box: [Int],
-                area: Int, snapshot: String?, clip: String?, frames: Int) {
+                area: Int, snapshot: String?, clip: String?, frames: Int, end_reason: String? = nil) {
         self.type = type
         self.id = id
         self.camera = camera
@@ -69,6 +79,7 @@ public struct EventRecord: Codable, Sendable, Equatable {
         self.snapshot = snapshot
         self.clip = clip
         self.frames = frames
+        self.end_reason = end_reason
     }
 }
 
