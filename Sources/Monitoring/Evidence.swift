@@ -19,6 +19,10 @@ public struct EventOutputs: Sendable {
     public var keepGoingOnWriteErrors = false
     /// Add to an existing event list rather than start it afresh (a service's list outlives restarts).
     public var appendsToList = false
+    /// Put in every event id (the service sets the run's start, epoch milliseconds, for a file camera): a
+    /// file's media time starts at 0 on every run, and without it a restarted camera would reuse the ids of
+    /// the events before, merging new events into old ones (an interrupted one among them) in the store.
+    public var idStamp: Int64?
 
     public init(list: String, evidenceFolder: String?, camera: String, rules: EventRules = .default, epochTimes: Bool) {
         self.list = list
@@ -88,7 +92,7 @@ public actor EventSink {
                 onClip: @escaping @Sendable (_ id: String, _ clip: String, _ part: Int) -> Void = { _, _, _ in }) throws(JobError) {
         try outputs.rules.validate()
         self.outputs = outputs
-        tracker = EventTracker(rules: outputs.rules, camera: outputs.camera, tau: tau)
+        tracker = EventTracker(rules: outputs.rules, camera: outputs.camera, tau: tau, idStamp: outputs.idStamp)
         log = try EventLog(path: outputs.list, appending: outputs.appendsToList)
         self.onWarning = onWarning
         self.onRecord = onRecord

@@ -115,10 +115,14 @@ public struct EventTracker: Sendable {
     private var tracks: [Track] = []
     private var nextKey = 1
 
-    public init(rules: EventRules, camera: String, tau: Double) {
+    /// Put in every event id when the event clock is a file's media time (see `EventOutputs.idStamp`).
+    public let idStamp: Int64?
+
+    public init(rules: EventRules, camera: String, tau: Double, idStamp: Int64? = nil) {
         self.rules = rules
         self.camera = camera
         self.tau = tau
+        self.idStamp = idStamp
     }
 
     /// The events open now (started, not ended).
@@ -174,7 +178,7 @@ public struct EventTracker: Sendable {
         }
         for i in tracks.indices where !tracks[i].started && tracks[i].frames >= rules.minFrames {
             tracks[i].started = true
-            tracks[i].record.id = Self.eventID(camera: camera, start: tracks[i].first, key: tracks[i].key)
+            tracks[i].record.id = Self.eventID(camera: camera, start: tracks[i].first, key: tracks[i].key, stamp: idStamp)
             tracks[i].record.frames = tracks[i].frames
             tracks[i].record.type = "new"
             changes.append(.new(key: tracks[i].key, tracks[i].record))
@@ -221,8 +225,9 @@ public struct EventTracker: Sendable {
         return a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3]
     }
 
-    /// `CAMERA-START-N`: the start in milliseconds keeps ids unique across restarts of the same camera.
-    static func eventID(camera: String, start: Double, key: Int) -> String {
-        "\(camera)-\(Int64((start * 1000).rounded()))-\(key)"
+    /// `CAMERA-START-N`: the start in milliseconds keeps ids unique across restarts of the same camera when it is
+    /// epoch time; a file's media time starts at 0 on every run, so there `CAMERA-STAMP-START-N`.
+    static func eventID(camera: String, start: Double, key: Int, stamp: Int64? = nil) -> String {
+        "\(camera)-" + (stamp.map { "\($0)-" } ?? "") + "\(Int64((start * 1000).rounded()))-\(key)"
     }
 }

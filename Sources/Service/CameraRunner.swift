@@ -199,6 +199,7 @@ public final class CameraRunner: Sendable {
                                   rules: config.events, epochTimes: live)
         events.keepGoingOnWriteErrors = true
         events.appendsToList = true
+        if !live { events.idStamp = Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
         outputs.eventList = events
         return outputs
     }
