@@ -102,7 +102,7 @@ public actor EventSink {
             for sub in ["snapshots", "clips"] {
                 try OutputChecks.makeFolder(URL(fileURLWithPath: folder).appendingPathComponent(sub).path, what: "evidence folder")
             }
-            Self.removeAbandonedClips(in: folder + "/clips")
+            Self.removeAbandonedEvidence(in: folder)
         }
     }
 
@@ -310,14 +310,24 @@ public actor EventSink {
         }
     }
 
-    /// Hidden clips a process that was killed left half-written (its id in the name, no such process now):
-    /// never listed, and the retention sweep leaves hidden files alone, so they would stay for ever.
-    static func removeAbandonedClips(in folder: String) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names where name.hasPrefix(".candidate-") && name.hasSuffix(".mp4") {
-            let fields = name.dropFirst(".candidate-".count).dropLast(".mp4".count).split(separator: "-")
+    /// Hidden files a process that was killed left half-written: clips being recorded (`.candidate-KEY-PID...mp4`,
+    /// the process id in the name, no such process now) or being rewritten (`..candidate-...mp4.faststart`), and
+    /// snapshots being replaced (`.ID.jpg.partial`: this sink is the folder's only writer, and it has not started).
+    /// They are never listed, and the retention sweep leaves hidden files alone, so they would stay for ever.
+    static func removeAbandonedEvidence(in folder: String) {
+        let clips = folder + "/clips", snapshots = folder + "/snapshots"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: clips)) ?? [] {
+            var stem = Substring(name)
+            while stem.hasPrefix(".") { stem = stem.dropFirst() }
+            if stem.hasSuffix(".faststart") { stem = stem.dropLast(".faststart".count) }
+            guard stem.hasPrefix("candidate-"), stem.hasSuffix(".mp4") else { continue }
+            let fields = stem.dropFirst("candidate-".count).dropLast(".mp4".count).split(separator: "-")
             guard fields.count >= 2, let pid = Int32(fields[1]), pid != getpid() else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH { unlink(folder + "/" + name) }
+            if kill(pid, 0) != 0 && errno == ESRCH { unlink(clips + "/" + name) }
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: snapshots)) ?? []
+        where name.hasPrefix(".") && name.hasSuffix(".jpg.partial") {
+            unlink(snapshots + "/" + name)
         }
     }
 

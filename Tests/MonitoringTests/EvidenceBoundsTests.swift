@@ -102,17 +102,22 @@ struct EvidenceBoundsTests {
         #expect(throws: Never.self) { try rules.validate() }
     }
 
-    @Test("hidden clips of a killed process are removed at start; this process's and foreign names stay")
+    @Test("hidden clips and snapshots a killed process was writing are removed at start; this process's and foreign names stay")
     func abandonedClips() throws {
         let scratch = try ScratchDirectory("abandoned")
         let clips = scratch.path("evidence/clips")
         try FileManager.default.createDirectory(atPath: clips, withIntermediateDirectories: true)
         // A pid above the kernel's pid_max (4194304 at most) names no process.
-        let names = [".candidate-3-99999999.mp4", ".candidate-4-99999999-part2.mp4", ".candidate-5-\(getpid()).mp4", "a.mp4"]
+        let snapshots = scratch.path("evidence/snapshots")
+        try FileManager.default.createDirectory(atPath: snapshots, withIntermediateDirectories: true)
+        let names = [".candidate-3-99999999.mp4", ".candidate-4-99999999-part2.mp4", "..candidate-6-99999999.mp4.faststart",
+                     ".candidate-5-\(getpid()).mp4", ".candidate-1.mp4", "a.mp4"]
         for name in names { _ = FileManager.default.createFile(atPath: clips + "/" + name, contents: Data([1])) }
+        for name in [".e1.jpg.partial", "e1.jpg"] { _ = FileManager.default.createFile(atPath: snapshots + "/" + name, contents: Data([1])) }
         _ = try EventSink(outputs: EventOutputs(list: scratch.path("e.jsonl"), evidenceFolder: scratch.path("evidence"), camera: "c",
                                                 epochTimes: false), tau: 6, frameRate: nil)
         let left = try FileManager.default.contentsOfDirectory(atPath: clips).sorted()
-        #expect(left == [".candidate-5-\(getpid()).mp4", "a.mp4"])
+        #expect(left == [".candidate-1.mp4", ".candidate-5-\(getpid()).mp4", "a.mp4"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots) == ["e1.jpg"])
     }
 }
