@@ -95,3 +95,63 @@ struct RestartTests {
         #expect(check.status == 0 && check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(check.stdout) \(check.stderr)")
     }
 }
+
+/// `watch` under systemd's notify protocol, with the test as systemd: a datagram socket at $NOTIFY_SOCKET.
+@Suite("watch tells systemd it is ready and alive, through the binary")
+struct SystemdWatchdogTests {
+    @Test("READY=1 once the camera delivers frames, then WATCHDOG=1 at least every half WATCHDOG_USEC while frames flow, STOPPING=1 at SIGTERM")
+    func notifies() async throws {
+        let scratch = try ScratchDirectory("sdnotify")
+        let socketPath = scratch.path("notify.sock")
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0)
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let config = scratch.path("watch.yaml")
+        try """
+            output: \(scratch.path("out"))
+            cameras:
+              road:
+                input: \(Shared.path("data/videos/solidWhiteRight.mp4"))
+                loop: true
+                realtime: false
+                size: 256x128
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let watch = try RunningBinary(["watch", config], environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "2000000"])
+        defer { watch.signal(SIGKILL) }
+        let messages = try await blocking { () -> [(String, Double)] in
+            var received: [(String, Double)] = []
+            let started = Date()
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            // Until four pings after READY, or four minutes (loading the model on a loaded machine).
+            while Date().timeIntervalSince(started) < 240 && received.filter({ $0.0 == "WATCHDOG=1" }).count < 4 {
+                let count = recv(fd, &buffer, buffer.count, 0)
+                if count > 0 { received.append((String(decoding: buffer[..<count], as: UTF8.self), Date().timeIntervalSince(started))) }
+            }
+            return received
+        }
+        let ready = try #require(messages.firstIndex { $0.0.hasPrefix("READY=1") }, "no READY=1: \(messages.map(\.0))")
+        let pings = messages[ready...].filter { $0.0 == "WATCHDOG=1" }.map(\.1)
+        #expect(pings.count >= 4, "\(messages.map(\.0))")
+        // Half the 2 s watchdog between pings, with room for a loaded machine (systemd's timeout is the whole 2 s).
+        #expect(zip(pings, pings.dropFirst()).allSatisfy { $1 - $0 < 1.9 }, "pings at \(pings)")
+        watch.signal(SIGTERM)
+        let stopping = try await blocking {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            return waitUntil(timeout: 120) {
+                let count = recv(fd, &buffer, buffer.count, 0)
+                return count > 0 && String(decoding: buffer[..<count], as: UTF8.self) == "STOPPING=1"
+            }
+        }
+        #expect(stopping, "no STOPPING=1")
+        _ = watch.wait(timeout: 120)
+    }
+}
