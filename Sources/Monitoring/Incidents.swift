@@ -109,6 +109,9 @@ public struct EventTracker: Sendable {
         var started = false
     }
 
+    /// Track ids an event remembers to join regions by: the newest this many.
+    static let trackIDsKept = 64
+
     public let rules: EventRules
     public let camera: String
     private let tau: Double
@@ -147,7 +150,11 @@ public struct EventTracker: Sendable {
                 ?? tracks.firstIndex { $0.started && Self.overlaps($0.lastBox, region.box) }
                 ?? tracks.firstIndex { Self.overlaps($0.lastBox, region.box) }
             if let index {
-                tracks[index].trackIDs.insert(tracked.id)
+                if tracks[index].trackIDs.insert(tracked.id).inserted && tracks[index].trackIDs.count > Self.trackIDsKept {
+                    // An event open for months collects a new id at every reset: keep the newest (ids only grow, and
+                    // an old id never comes back once its region is gone).
+                    tracks[index].trackIDs.remove(tracks[index].trackIDs.min()!)
+                }
                 tracks[index].lastBox = region.box
                 tracks[index].lastSeen = time
                 if !seen.contains(tracks[index].key) { tracks[index].frames += 1 }
@@ -197,6 +204,9 @@ public struct EventTracker: Sendable {
         tracks = kept
         return changes
     }
+
+    /// The most track ids any event holds now (tests check the bound).
+    public var largestTrackIDSet: Int { tracks.map(\.trackIDs.count).max() ?? 0 }
 
     /// Ends every open event (the source ended or the run stops) and forgets the candidates.
     public mutating func finish() -> [Change] {

@@ -121,3 +121,23 @@ struct EvidenceBoundsTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots) == ["e1.jpg"])
     }
 }
+
+@Suite("The event tracker over months")
+struct TrackerBoundsTests {
+    @Test("an event whose region changes track id every frame stays one event and keeps at most 64 ids")
+    func trackIDsBounded() {
+        var tracker = EventTracker(rules: .default, camera: "cam", tau: 6)
+        var starts = 0, ends = 0
+        for frame in 0..<5_000 {
+            // The same place, a new id each frame (a tracker reset every frame: the worst case).
+            let region = TemporalThreshold.TrackedRegion(id: frame + 1, region: AnomalyRegion(box: [100, 100, 40, 30], area: 1200,
+                                                                                              score: -3, cluster: 0, cells: [0]))
+            for change in tracker.observe([region], time: Double(frame) / 25) {
+                if case .new = change { starts += 1 }
+                if case .end = change { ends += 1 }
+            }
+            #expect(tracker.largestTrackIDSet <= 64)
+        }
+        #expect(starts == 1 && ends == 0 && tracker.openEvents.count == 1)
+    }
+}
