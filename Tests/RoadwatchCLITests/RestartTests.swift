@@ -132,7 +132,12 @@ struct SystemdWatchdogTests {
             let started = Date()
             var buffer = [UInt8](repeating: 0, count: 4096)
             // Until four pings after READY, or four minutes (loading the model on a loaded machine).
-            while Date().timeIntervalSince(started) < 240 && received.filter({ $0.0 == "WATCHDOG=1" }).count < 4 {
+            // (Pings may come before READY too, while the model loads: only those after it are counted.)
+            func pingsAfterReady() -> Int {
+                guard let ready = received.firstIndex(where: { $0.0.hasPrefix("READY=1") }) else { return 0 }
+                return received[ready...].filter { $0.0 == "WATCHDOG=1" }.count
+            }
+            while Date().timeIntervalSince(started) < 240 && pingsAfterReady() < 4 {
                 let count = recv(fd, &buffer, buffer.count, 0)
                 if count > 0 { received.append((String(decoding: buffer[..<count], as: UTF8.self), Date().timeIntervalSince(started))) }
             }
