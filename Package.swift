@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Thin C shims: a module map and a header each, no logic.
@@ -92,6 +93,9 @@ let package = Package(
             dependencies: [
                 "Anomaly", "Models", "Tensors", "VideoIO", "Overlay",
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                // Latency quantiles from a fixed-size histogram: a service runs for months, a list of latencies
+                // would grow by one Double a frame.
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
 

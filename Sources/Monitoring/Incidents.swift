@@ -20,6 +20,10 @@ public struct EventRules: Sendable, Equatable, Codable {
     public var clips = true
     /// Clips and snapshots are at most this wide (scaled down, aspect kept).
     public var evidenceWidth = 640
+    /// Seconds of video in one clip file: an event open longer goes on in a new file (part 2, 3...), so an
+    /// event that never ends (a parked car) never makes a file without end, and each part is finished and
+    /// listed as it fills.
+    public var maxClipSeconds = 300.0
 
     public init() {}
 
@@ -32,6 +36,9 @@ public struct EventRules: Sendable, Equatable, Codable {
         guard preCapture >= 0, preCapture <= 60 else { throw JobError("pre_capture must be in 0...60 seconds, got \(preCapture)") }
         guard postCapture >= 0, postCapture <= 60 else { throw JobError("post_capture must be in 0...60 seconds, got \(postCapture)") }
         guard evidenceWidth >= 16 else { throw JobError("the evidence width must be at least 16 pixels") }
+        guard maxClipSeconds >= 1, maxClipSeconds <= 86400 else {
+            throw JobError("max_clip_seconds must be in 1...86400 seconds, got \(maxClipSeconds)")
+        }
     }
 }
 
@@ -55,9 +62,12 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var clip: String?
     /// Frames the event's region was flagged on so far.
     public var frames: Int
+    /// Why an event ended when it is not the usual way: `interrupted` (the process was killed while it was
+    /// open; its end is then its start, the last time known). Absent for an event that ended on its own.
+    public var end_reason: String?
 
     public init(type: String, id: String, camera: String, start: Double, end: Double?, top_score: Double, box: [Int],
-                area: Int, snapshot: String?, clip: String?, frames: Int) {
+                area: Int, snapshot: String?, clip: String?, frames: Int, end_reason: String? = nil) {
         self.type = type
         self.id = id
         self.camera = camera
@@ -69,6 +79,7 @@ public struct EventRecord: Codable, Sendable, Equatable {
         self.snapshot = snapshot
         self.clip = clip
         self.frames = frames
+        self.end_reason = end_reason
     }
 }
 
@@ -98,16 +109,23 @@ public struct EventTracker: Sendable {
         var started = false
     }
 
+    /// Track ids an event remembers to join regions by: the newest this many.
+    static let trackIDsKept = 64
+
     public let rules: EventRules
     public let camera: String
     private let tau: Double
     private var tracks: [Track] = []
     private var nextKey = 1
 
-    public init(rules: EventRules, camera: String, tau: Double) {
+    /// Put in every event id when the event clock is a file's media time (see `EventOutputs.idStamp`).
+    public let idStamp: Int64?
+
+    public init(rules: EventRules, camera: String, tau: Double, idStamp: Int64? = nil) {
         self.rules = rules
         self.camera = camera
         self.tau = tau
+        self.idStamp = idStamp
     }
 
     /// The events open now (started, not ended).
@@ -132,7 +150,11 @@ public struct EventTracker: Sendable {
                 ?? tracks.firstIndex { $0.started && Self.overlaps($0.lastBox, region.box) }
                 ?? tracks.firstIndex { Self.overlaps($0.lastBox, region.box) }
             if let index {
-                tracks[index].trackIDs.insert(tracked.id)
+                if tracks[index].trackIDs.insert(tracked.id).inserted && tracks[index].trackIDs.count > Self.trackIDsKept {
+                    // An event open for months collects a new id at every reset: keep the newest (ids only grow, and
+                    // an old id never comes back once its region is gone).
+                    tracks[index].trackIDs.remove(tracks[index].trackIDs.min()!)
+                }
                 tracks[index].lastBox = region.box
                 tracks[index].lastSeen = time
                 if !seen.contains(tracks[index].key) { tracks[index].frames += 1 }
@@ -163,7 +185,7 @@ public struct EventTracker: Sendable {
         }
         for i in tracks.indices where !tracks[i].started && tracks[i].frames >= rules.minFrames {
             tracks[i].started = true
-            tracks[i].record.id = Self.eventID(camera: camera, start: tracks[i].first, key: tracks[i].key)
+            tracks[i].record.id = Self.eventID(camera: camera, start: tracks[i].first, key: tracks[i].key, stamp: idStamp)
             tracks[i].record.frames = tracks[i].frames
             tracks[i].record.type = "new"
             changes.append(.new(key: tracks[i].key, tracks[i].record))
@@ -182,6 +204,9 @@ public struct EventTracker: Sendable {
         tracks = kept
         return changes
     }
+
+    /// The most track ids any event holds now (tests check the bound).
+    public var largestTrackIDSet: Int { tracks.map(\.trackIDs.count).max() ?? 0 }
 
     /// Ends every open event (the source ended or the run stops) and forgets the candidates.
     public mutating func finish() -> [Change] {
@@ -210,8 +235,9 @@ public struct EventTracker: Sendable {
         return a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3]
     }
 
-    /// `CAMERA-START-N`: the start in milliseconds keeps ids unique across restarts of the same camera.
-    static func eventID(camera: String, start: Double, key: Int) -> String {
-        "\(camera)-\(Int64((start * 1000).rounded()))-\(key)"
+    /// `CAMERA-START-N`: the start in milliseconds keeps ids unique across restarts of the same camera when it is
+    /// epoch time; a file's media time starts at 0 on every run, so there `CAMERA-STAMP-START-N`.
+    static func eventID(camera: String, start: Double, key: Int, stamp: Int64? = nil) -> String {
+        "\(camera)-" + (stamp.map { "\($0)-" } ?? "") + "\(Int64((start * 1000).rounded()))-\(key)"
     }
 }

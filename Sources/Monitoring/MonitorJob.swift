@@ -118,11 +118,13 @@ public struct MonitorJob: Sendable {
 
     /// Runs `feed` through the monitor; `onFrame` sees every written frame (progress, previews).
     /// `live`: read the newest frame and drop what cannot be kept up with. `onWarning` hears what goes wrong
-    /// without ending the job (evidence not written, an optional recording stopped); `onRecord` each event line.
+    /// without ending the job (evidence not written, an optional recording stopped); `onRecord` each event line;
+    /// `onClip` each clip part once it is finished and in place.
     public func process(_ feed: FrameFeed, live: Bool, to outputs: JobOutputs, control: RunControl,
                         onFrame: @escaping @Sendable (MonitoredFrame) -> Void = { _ in },
                         onWarning: @escaping @Sendable (String) -> Void = { _ in },
-                        onRecord: @escaping @Sendable (EventRecord) -> Void = { _ in }) async throws -> RunSummary {
+                        onRecord: @escaping @Sendable (EventRecord) -> Void = { _ in },
+                        onClip: @escaping @Sendable (_ id: String, _ clip: String, _ part: Int) -> Void = { _, _, _ in }) async throws -> RunSummary {
         control.reading(feed)
         defer { control.reading(nil) }
         let info = feed.info
@@ -141,7 +143,7 @@ public struct MonitorJob: Sendable {
         let events = try outputs.events.map { path throws(JobError) in try EventLog(path: path) }
         let eventSink = try outputs.eventList.map { list throws(JobError) in
             try EventSink(outputs: list, tau: monitor.configuration.settings.tau, frameRate: info.frameRate,
-                          onWarning: onWarning, onRecord: onRecord)
+                          onWarning: onWarning, onRecord: onRecord, onClip: onClip)
         }
         let masks = outputs.masks.map { MaskWriter(folder: $0) }
         let newest = live ? NewestFrames(feed) : nil
@@ -183,7 +185,7 @@ public struct MonitorJob: Sendable {
         summary.framesDropped = newest?.framesDropped ?? 0
         summary.reconnects = feed.reconnects
         summary.interrupted = control.isStopped
-        summary.events = await eventSink?.written.filter { $0.type == "new" }.count
+        summary.events = await eventSink?.eventsStarted
         return summary
     }
 }

@@ -184,8 +184,9 @@ final class SummaryBuilder: Sendable {
         var stageTotals = [Double](repeating: 0, count: StageTimings.names.count)
         var firstIterations: Int?
         var warmIterations = 0, warmFrames = 0, reseeds = 0, anomalyFrames = 0
-        var latencies: [Double] = []
-        var tracks = Set<Int>()
+        // Bounded however long the run: a fixed-size histogram, and distinct tracks counted, not kept.
+        var latencies = LatencyHistogram()
+        var tracks = DistinctTrackCount()
     }
 
     private let started = ContinuousClock.now
@@ -207,8 +208,8 @@ final class SummaryBuilder: Sendable {
             }
             if k.reseeded { s.reseeds += 1 }
             if done.isAnomalous { s.anomalyFrames += 1 }
-            s.latencies.append(done.arrival.secondsSince)
-            for region in done.regions { s.tracks.insert(region.id) }
+            s.latencies.record(done.arrival.secondsSince)
+            for region in done.regions { s.tracks.see(region.id) }
         }
     }
 
@@ -226,6 +227,21 @@ final class SummaryBuilder: Sendable {
             summary.regionTracks = s.tracks.count
             summary.latencies = s.latencies
             return summary
+        }
+    }
+}
+
+/// Counts distinct region track ids in constant memory: the thresholding stage gives a new track an id above
+/// every id given before (ids keep counting across resets), so an id is new exactly when it is above the
+/// largest seen so far.
+struct DistinctTrackCount: Sendable {
+    private(set) var count = 0
+    private var largest = Int.min
+
+    mutating func see(_ id: Int) {
+        if id > largest {
+            largest = id
+            count += 1
         }
     }
 }

@@ -28,8 +28,8 @@ public struct RunSummary: Sendable, Codable, Equatable {
     /// Events started (with an event list; nil without one).
     public var events: Int?
     public var method: MethodSettings
-    /// Decoded-to-sink latency of every processed frame, in seconds (not written; its percentiles are).
-    public var latencies: [Double] = []
+    /// Decoded-to-sink latencies of the processed frames, a fixed-size histogram (not written; its percentiles are).
+    public var latencies = LatencyHistogram()
     /// The process's peak resident memory when the run ended (set by `run`, whose process is the run alone).
     public var peakMemoryMB: Double?
 
@@ -38,13 +38,8 @@ public struct RunSummary: Sendable, Codable, Equatable {
     public var frames: Int { framesProcessed }
     public var framesPerSecond: Double { seconds > 0 ? Double(framesProcessed) / seconds : 0 }
 
-    /// The latency percentile `p` (0-100) in seconds, nearest rank.
-    public func latency(percentile p: Double) -> Double {
-        let sorted = latencies.sorted()
-        guard !sorted.isEmpty else { return 0 }
-        let rank = Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1
-        return sorted[max(0, min(sorted.count - 1, rank))]
-    }
+    /// The latency percentile `p` (0-100) in seconds, nearest rank, within the histogram's 0.1%.
+    public func latency(percentile p: Double) -> Double { latencies.percentile(p) }
 
     private enum Keys: String, CodingKey {
         case peak_rss_mb
@@ -105,6 +100,6 @@ public struct RunSummary: Sendable, Codable, Equatable {
         events = try c.decodeIfPresent(Int.self, forKey: .events)
         peakMemoryMB = try c.decodeIfPresent(Double.self, forKey: .peak_rss_mb)
         let latency = try c.decode(Latency.self, forKey: .latency_ms)
-        latencies = [latency.p50, latency.p99, latency.max].map { $0 / 1000 }
+        latencies = LatencyHistogram([latency.p50, latency.p99, latency.max].map { $0 / 1000 })
     }
 }

@@ -50,10 +50,12 @@ public final class CameraRunner: Sendable {
     private let rate = Mutex<(times: [Double], latencies: [Double])>(([], []))
     private let onRecord: @Sendable (CameraConfig, EventRecord) -> Void
     private let onFrame: @Sendable (CameraConfig, MonitoredFrame) -> Void
+    private let onClip: @Sendable (CameraConfig, _ id: String, _ clip: String, _ part: Int) -> Void
 
     public init(config: CameraConfig, output: String, model: LoadedModel, defaultSize: FrameSize, threads: Int?, framesInFlight: Int? = nil,
                 logger: Logger, onRecord: @escaping @Sendable (CameraConfig, EventRecord) -> Void = { _, _ in },
-                onFrame: @escaping @Sendable (CameraConfig, MonitoredFrame) -> Void = { _, _ in }) {
+                onFrame: @escaping @Sendable (CameraConfig, MonitoredFrame) -> Void = { _, _ in },
+                onClip: @escaping @Sendable (CameraConfig, _ id: String, _ clip: String, _ part: Int) -> Void = { _, _, _, _ in }) {
         self.config = config
         folder = URL(fileURLWithPath: output).appendingPathComponent(config.name).path
         self.model = model
@@ -66,6 +68,7 @@ public final class CameraRunner: Sendable {
         status = Mutex(CameraStatus(name: config.name, state: config.enabled ? .starting : .disabled))
         self.onRecord = onRecord
         self.onFrame = onFrame
+        self.onClip = onClip
     }
 
     public var current: CameraStatus { status.withLock { $0 } }
@@ -132,6 +135,10 @@ public final class CameraRunner: Sendable {
                         if record.type == "new" { status.withLock { $0.events += 1 } }
                         logger.info("event \(record.type) \(record.id) score \(record.top_score) box \(record.box)")
                         onRecord(config, record)
+                    },
+                    onClip: { [self] id, clip, part in
+                        logger.info("event \(id) clip part \(part) finished: \(clip)")
+                        onClip(config, id, clip, part)
                     })
                 if isStopping { break }
                 if isFile && !config.loop {
@@ -192,6 +199,7 @@ public final class CameraRunner: Sendable {
                                   rules: config.events, epochTimes: live)
         events.keepGoingOnWriteErrors = true
         events.appendsToList = true
+        if !live { events.idStamp = Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
         outputs.eventList = events
         return outputs
     }

@@ -131,7 +131,7 @@ struct Reader {
     ]).union(MethodSettings.keys)
     static let recordKeys: Set<String> = ["enabled", "segment_seconds", "crf", "preset"]
     static let eventKeys: Set<String> = ["min_frames", "end_after", "pre_capture", "post_capture", "snapshots", "clips",
-                                         "evidence_width", "candidate_gap"]
+                                         "evidence_width", "candidate_gap", "max_clip_seconds"]
     static let retentionKeys: Set<String> = ["max_age_hours", "max_size_mb"]
     static let httpKeys: Set<String> = ["listen", "auth_token", "enabled", "preview_fps", "preview_width"]
     static let webhookKeys: Set<String> = ["url", "on", "cooldown", "timeout", "retries"]
@@ -407,6 +407,7 @@ struct Reader {
                 case "candidate_gap": camera.events.candidateGap = try double(p.value, k, 0...60)
                 case "snapshots": camera.events.snapshots = try bool(p.value, k)
                 case "clips": camera.events.clips = try bool(p.value, k)
+                case "max_clip_seconds": camera.events.maxClipSeconds = try double(p.value, k, 1...86400)
                 default: camera.events.evidenceWidth = try int(p.value, k, 16...8192)
                 }
             }

@@ -18,7 +18,8 @@ public final class WatchService: Sendable {
 
     public init(config: WatchConfig, model: LoadedModel, defaultSize: FrameSize, logger: Logger,
                 onRecord: @escaping @Sendable (CameraConfig, EventRecord) -> Void = { _, _ in },
-                onFrame: @escaping @Sendable (CameraConfig, MonitoredFrame) -> Void = { _, _ in }) throws {
+                onFrame: @escaping @Sendable (CameraConfig, MonitoredFrame) -> Void = { _, _ in },
+                onClip: @escaping @Sendable (CameraConfig, _ id: String, _ clip: String, _ part: Int) -> Void = { _, _, _, _ in }) throws {
         self.config = config
         self.logger = logger
         // With more cameras than cores, each camera's frames take turns through its stages instead of queueing
@@ -27,7 +28,7 @@ public final class WatchService: Sendable {
         let inFlight = enabled > 1 ? max(1, 2 * ProcessInfo.processInfo.activeProcessorCount / enabled) : nil
         cameras = config.cameras.map {
             CameraRunner(config: $0, output: config.output, model: model, defaultSize: defaultSize, threads: config.threads,
-                         framesInFlight: inFlight, logger: logger, onRecord: onRecord, onFrame: onFrame)
+                         framesInFlight: inFlight, logger: logger, onRecord: onRecord, onFrame: onFrame, onClip: onClip)
         }
         // Every size a camera asks for must suit the model before anything opens.
         for camera in config.cameras {

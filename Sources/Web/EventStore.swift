@@ -21,6 +21,10 @@ public final class EventStore: Sendable {
         public var frames: Int
         public var snapshot: String?
         public var clip: String?
+        /// Clip files finished so far (part 1 is `clip`; part N is `clips/ID.partN.mp4`), nil before any.
+        public var clip_parts: Int?
+        /// `interrupted` when the process was killed while the event was open (see `EventRecord.end_reason`).
+        public var end_reason: String?
     }
 
     public init(path: String) throws {
@@ -40,6 +44,13 @@ public final class EventStore: Sendable {
                     CREATE INDEX events_start ON events(start);
                     """)
             }
+            // Clips are listed once a part is finished; events left open by a kill are closed with a reason.
+            migrator.registerMigration("events-v2") { db in
+                try db.execute(sql: """
+                    ALTER TABLE events ADD COLUMN clip_parts INTEGER;
+                    ALTER TABLE events ADD COLUMN end_reason TEXT;
+                    """)
+            }
             try migrator.migrate(queue)
         } catch {
             throw StoreError("cannot use the event database '\(path)': \(Self.describe(error))")
@@ -52,15 +63,53 @@ public final class EventStore: Sendable {
         do {
             try queue.write { db in
                 try db.execute(sql: """
-                    INSERT INTO events (id, camera, start, "end", top_score, box, area, frames, snapshot, clip)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO events (id, camera, start, "end", top_score, box, area, frames, snapshot, clip, end_reason)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO UPDATE SET "end" = excluded."end", top_score = excluded.top_score, box = excluded.box,
-                        area = excluded.area, frames = excluded.frames, snapshot = excluded.snapshot, clip = excluded.clip
+                        area = excluded.area, frames = excluded.frames, snapshot = excluded.snapshot,
+                        clip = COALESCE(excluded.clip, events.clip), end_reason = excluded.end_reason
                     """, arguments: [record.id, record.camera, record.start, record.end, record.top_score, box, record.area,
-                                     record.frames, record.snapshot, record.clip])
+                                     record.frames, record.snapshot, record.clip, record.end_reason])
             }
         } catch {
             throw StoreError("cannot write to the event database '\(path)': \(Self.describe(error))")
+        }
+    }
+
+    /// Notes a finished clip part of event `id`: part 1 becomes its `clip`, and `clip_parts` counts the parts.
+    public func clipFinished(id: String, clip: String, part: Int) throws {
+        do {
+            try queue.write { db in
+                try db.execute(sql: """
+                    UPDATE events SET clip = CASE WHEN ? = 1 THEN ? ELSE COALESCE(clip, ?) END,
+                        clip_parts = MAX(COALESCE(clip_parts, 0), ?) WHERE id = ?
+                    """, arguments: [part, clip, clip, part, id])
+            }
+        } catch {
+            throw StoreError("cannot write to the event database '\(path)': \(Self.describe(error))")
+        }
+    }
+
+    /// The events of `camera` that have started and not ended (after a kill: the ones it interrupted).
+    public func openEvents(camera: String) throws -> [Row] {
+        do {
+            return try queue.read { db in
+                try GRDB.Row.fetchAll(db, sql: "SELECT * FROM events WHERE camera = ? AND \"end\" IS NULL ORDER BY start",
+                                      arguments: [camera]).map(Self.row)
+            }
+        } catch {
+            throw StoreError("cannot read the event database '\(path)': \(Self.describe(error))")
+        }
+    }
+
+    /// `PRAGMA integrity_check`: "ok", or what SQLite found wrong.
+    public func integrityCheck() throws -> String {
+        do {
+            return try queue.read { db in
+                try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+            }
+        } catch {
+            throw StoreError("cannot read the event database '\(path)': \(Self.describe(error))")
         }
     }
 
@@ -114,7 +163,8 @@ public final class EventStore: Sendable {
     static func row(_ r: GRDB.Row) -> Row {
         let box = (r["box"] as String? ?? "").split(separator: ",").compactMap { Int($0) }
         return Row(id: r["id"], camera: r["camera"], start: r["start"], end: r["end"], top_score: r["top_score"], box: box,
-                   area: r["area"], frames: r["frames"], snapshot: r["snapshot"], clip: r["clip"])
+                   area: r["area"], frames: r["frames"], snapshot: r["snapshot"], clip: r["clip"], clip_parts: r["clip_parts"],
+                   end_reason: r["end_reason"])
     }
 
     static func describe(_ error: any Error) -> String {

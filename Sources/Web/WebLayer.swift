@@ -14,9 +14,12 @@ public final class WebLayer: Sendable {
     public let webhooks: Webhooks
     private let logger: Logger
     private let storeFailing = Atomic<Bool>(false)
+    /// The service's output folder: a camera's evidence is under `<output>/<camera>/`.
+    private let output: String
 
     public init(config: WatchConfig, logger: Logger) {
         self.logger = logger
+        output = config.output
         metrics = ServiceMetrics(cameras: config.cameras.map(\.name))
         previews = Previews(width: config.http.previewWidth)
         webhooks = Webhooks(config.webhooks, metrics: metrics, logger: logger)
@@ -29,12 +32,57 @@ public final class WebLayer: Sendable {
         }
     }
 
-    /// An event line from a camera: into the store and to the webhooks.
+    /// An event line from a camera: into the store and to the webhooks. The line names the clip the event will
+    /// have; the store lists it only once a finished part is in place (`clipFinished`), never a file half-written.
     public func record(_ record: EventRecord) {
         webhooks.send(record)
+        var stored = record
+        if let clip = record.clip, !FileManager.default.fileExists(atPath: output + "/" + record.camera + "/" + clip) {
+            stored.clip = nil
+        }
+        writeStore { try $0.record(stored) }
+    }
+
+    /// A clip part finished and renamed into place: the store lists it from now on.
+    public func clipFinished(camera: String, id: String, clip: String, part: Int) {
+        writeStore { try $0.clipFinished(id: id, clip: clip, part: part) }
+    }
+
+    /// Ends the events a killed process left open (the store says which): each gets an `end` line with the end
+    /// reason `interrupted`, in the store, the camera's events.jsonl and to the webhooks; its end is its start,
+    /// the last time known. Returns how many.
+    @discardableResult
+    public func closeInterrupted(cameras: [String]) async -> Int {
+        guard let store else { return 0 }
+        var closed = 0
+        for camera in cameras {
+            let open: [EventStore.Row]
+            do {
+                open = try store.openEvents(camera: camera)
+            } catch {
+                logger.error("\(error); events left open by a kill stay open")
+                continue
+            }
+            guard !open.isEmpty else { continue }
+            let log = try? EventLog(path: output + "/" + camera + "/events.jsonl", appending: true)
+            for row in open {
+                let end = EventRecord(type: "end", id: row.id, camera: row.camera, start: row.start, end: row.start,
+                                      top_score: row.top_score, box: row.box, area: row.area, snapshot: row.snapshot,
+                                      clip: row.clip, frames: row.frames, end_reason: "interrupted")
+                record(end)
+                try? await log?.append(end)
+                closed += 1
+            }
+            try? await log?.close()
+            logger.warning("closed \(open.count) events of \(camera) left open when the service last stopped (end reason: interrupted)")
+        }
+        return closed
+    }
+
+    private func writeStore(_ write: (EventStore) throws -> Void) {
         guard let store else { return }
         do {
-            try store.record(record)
+            try write(store)
             if storeFailing.exchange(false, ordering: .relaxed) { logger.info("the event database is written again") }
         } catch {
             if !storeFailing.exchange(true, ordering: .relaxed) {

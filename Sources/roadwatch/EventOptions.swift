@@ -29,6 +29,9 @@ struct EventOptions: ParsableArguments {
     @Option(help: "Seconds of video after an event's end in its clip.")
     var postCapture = EventRules.default.postCapture
 
+    @Option(help: "Seconds of video in one clip file: a longer event goes on in ID.part2.mp4, ID.part3.mp4... (1-86400).")
+    var maxClipSeconds = EventRules.default.maxClipSeconds
+
     func validate() throws {
         do {
             try rules.validate()
@@ -45,6 +48,7 @@ struct EventOptions: ParsableArguments {
         rules.endAfter = endAfter
         rules.preCapture = preCapture
         rules.postCapture = postCapture
+        rules.maxClipSeconds = maxClipSeconds
         return rules
     }
 

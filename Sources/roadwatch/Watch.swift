@@ -51,7 +51,8 @@ struct Watch: AsyncParsableCommand {
         let web = parsed.http.enabled || !parsed.webhooks.isEmpty ? WebLayer(config: parsed, logger: logger) : nil
         let service = try WatchService(config: parsed, model: loaded, defaultSize: size, logger: logger,
                                        onRecord: { _, record in web?.record(record) },
-                                       onFrame: { camera, done in web?.frame(camera: camera.name, done) })
+                                       onFrame: { camera, done in web?.frame(camera: camera.name, done) },
+                                       onClip: { camera, id, clip, part in web?.clipFinished(camera: camera.name, id: id, clip: clip, part: part) })
         let trap = SignalTrap { service.stop() }
         let started = Date()
         var helpers: [Task<Void, Never>] = []
@@ -74,7 +75,14 @@ struct Watch: AsyncParsableCommand {
                 })
             }
         }
+        // Events a kill left open are ended (reason: interrupted) before the cameras start new ones.
+        await web?.closeInterrupted(cameras: parsed.cameras.map(\.name))
+        // Under systemd (Type=notify): READY=1 once the cameras are up, WATCHDOG=1 while frames flow.
+        let notifier = SystemdNotifier()
+        let supervision = Task { await service.superviseForSystemd(notifier) }
         await service.run()
+        notifier.notify("STOPPING=1")
+        supervision.cancel()
         web?.webhooks.stop()
         await shutdown.trigger()
         // The retention loop sleeps between sweeps: it is cancelled; the server and the webhooks end by themselves.

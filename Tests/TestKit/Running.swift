@@ -7,10 +7,14 @@ public final class RunningBinary: @unchecked Sendable {
     private let collector: OutputCollector
     private let started = Date()
 
-    public init(_ arguments: [String]) throws {
+    /// `environment` is added to this process's own.
+    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
         process = Process()
         process.executableURL = RoadwatchBinary.url
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
