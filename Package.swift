@@ -168,7 +168,7 @@ let package = Package(
             dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit",
                            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]
         ),
-        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
+        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "Notify", "roadwatch"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Monitoring", "TestKit"]),
         .testTarget(name: "WebTests", dependencies: ["Web", "Service", "Monitoring", "TestKit"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
