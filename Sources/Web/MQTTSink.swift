@@ -69,10 +69,16 @@ public final class MQTTSink: Sendable {
 
     /// Connects to the broker once, for `watch --check`: one line saying whether it worked.
     public static func probe(_ config: MQTTConfig, timeout: Duration = .seconds(3)) async -> (ok: Bool, line: String) {
-        var settings = settings(config, withAvailability: false)
+        var probeSettings = Self.settings(config, withAvailability: false)
         // Its own id: the running service's connection must not be taken over by a check.
-        settings.clientID = config.clientID + "-check"
-        guard let client = try? MQTTClient(settings: settings) else { return (false, "mqtt: \(settings.endpoint): invalid settings") }
+        probeSettings.clientID = config.clientID + "-check"
+        let endpoint = probeSettings.endpoint
+        let client: MQTTClient
+        do {
+            client = try MQTTClient(settings: probeSettings)
+        } catch {
+            return (false, "mqtt: \(error)")
+        }
         client.start()
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, client.connectionState != .connected, client.lastError == nil {
@@ -81,8 +87,8 @@ public final class MQTTSink: Sendable {
         let connected = client.connectionState == .connected
         let problem = client.lastError
         await client.stop(timeout: .milliseconds(200))
-        if connected { return (true, "mqtt: connected to \(settings.endpoint)") }
-        return (false, "mqtt: " + (problem ?? "no answer from \(settings.endpoint) within \(timeout)"))
+        if connected { return (true, "mqtt: connected to \(endpoint)") }
+        return (false, "mqtt: " + (problem ?? "no answer from \(endpoint) within \(timeout)"))
     }
 
     // MARK: Topics
@@ -99,7 +105,7 @@ public final class MQTTSink: Sendable {
         client.start()
         var nextStats = ContinuousClock.now + .seconds(min(config.statsInterval, 2))
         while !stopping.load(ordering: .relaxed) {
-            metrics?.mqttDropped(total: client.droppedCount)
+            metrics?.countMQTTDropped(total: client.droppedCount)
             if ContinuousClock.now >= nextStats {
                 publishStats(service)
                 nextStats = ContinuousClock.now + .seconds(config.statsInterval)
@@ -113,7 +119,7 @@ public final class MQTTSink: Sendable {
         stopping.store(true, ordering: .relaxed)
         // The cameras have ended their events by now: their OFF states are already queued before this.
         await client.stop(finalMessage: .availability(prefix: config.prefix, online: false), timeout: .seconds(3))
-        metrics?.mqttDropped(total: client.droppedCount)
+        metrics?.countMQTTDropped(total: client.droppedCount)
     }
 
     /// One event change from a camera (already past its detection switch).
@@ -132,7 +138,9 @@ public final class MQTTSink: Sendable {
             s.open[record.camera] = open
             return (before, wasOpen != !open.isEmpty, !open.isEmpty)
         }
-        let message = EventMessage(type: record.type, before: before.map { state(of: $0) }, after: state(of: record))
+        // The picture first: a subscriber woken by the event or by obstacle ON finds the snapshot already there.
+        publishSnapshot(record)
+        let message = EventMessage(type: record.type, before: before.map { eventState($0) }, after: eventState(record))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         if let body = try? encoder.encode(message) {
@@ -141,7 +149,6 @@ public final class MQTTSink: Sendable {
         if obstacleChanged || record.type == "new" {
             publish(MQTTMessage(topic: topic(record.camera, "obstacle"), string: isOpen ? "ON" : "OFF", retain: true))
         }
-        publishSnapshot(record)
     }
 
     private func publishSnapshot(_ record: EventRecord) {
@@ -297,7 +304,7 @@ public final class MQTTSink: Sendable {
 
     // MARK: Payloads
 
-    private func state(of record: EventRecord) -> EventState {
+    private func eventState(_ record: EventRecord) -> EventState {
         let api = webBase.map { "\($0)/api/events/\(record.id)" }
         return EventState(camera: record.camera, id: record.id, start: record.start, end: record.end, box: record.box,
                           score: (record.top_score * 1000).rounded() / 1000, area: record.area, frames: record.frames,

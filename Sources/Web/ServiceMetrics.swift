@@ -84,7 +84,7 @@ public final class ServiceMetrics: Sendable {
 
     /// The MQTT client's cumulative count of messages that never reached the broker; the counter grows by the
     /// difference since the last call.
-    public func mqttDropped(total: Int) {
+    public func countMQTTDropped(total: Int) {
         let before = mqttDroppedSeen.exchange(total, ordering: .relaxed)
         if total > before { mqttDropped.increment(by: Int64(total - before)) }
     }
