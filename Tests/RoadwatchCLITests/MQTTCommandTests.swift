@@ -13,7 +13,7 @@ final class MQTTRecorder: Sendable {
         let settings = MQTTSettings(host: "127.0.0.1", port: port, keepalive: .seconds(5), clientID: "recorder-\(UUID().uuidString.prefix(8))",
                                     backoff: Backoff(initial: .milliseconds(100), multiplier: 2, maximum: .milliseconds(500)))
         client = try MQTTClient(settings: settings)
-        client.onMessage = { [received] message in received.withLock { $0.append(message) } }
+        client.onMessage = { [weak self] message in self?.received.withLock { $0.append(message) } }
         for topic in topics { try client.subscribe(topic: topic) }
         client.start()
     }

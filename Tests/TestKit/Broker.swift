@@ -44,7 +44,7 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// Starts the broker (again, on the same port) and waits until it accepts connections.
     public func start() throws {
-        public let process = Process()
+        let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["-c", folder.appendingPathComponent("mosquitto.conf").path]
         let logPath = folder.appendingPathComponent("broker.log").path
@@ -174,7 +174,7 @@ public final class Spawned: @unchecked Sendable {
 
 /// Runs a program to its end (killed after `timeout` seconds).
 public func runProgram(_ path: String, _ arguments: [String], timeout: Double) throws -> (status: Int32, stdout: String, stderr: String) {
-    public let process = Process()
+    let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
