@@ -194,6 +194,35 @@ struct MQTTCommandTests {
         await recorder.client.stop()
     }
 
+    @Test("detection switched OFF (a retained detect/set) before the obstacle: no event leaves the camera, events.jsonl still lists it")
+    func detectionOff() async throws {
+        let broker = try MosquittoBroker()
+        let recorder = try MQTTRecorder(port: broker.port, topics: ["rwd/#"])
+        #expect(await eventually(5) { recorder.client.connectionState == .connected })
+        // Retained, so the service gets it the moment it subscribes, long before the clip reaches its obstacle.
+        try recorder.client.publish(MQTTMessage(topic: "rwd/road/detect/set", string: "OFF", retain: true))
+        let scratch = try ScratchDirectory("mqttdetect")
+        let config = scratch.path("watch.yaml")
+        try """
+            output: \(scratch.path("out"))
+            http: {enabled: false}
+            mqtt: {host: 127.0.0.1, port: \(broker.port), prefix: rwd, client_id: rw-detect}
+            cameras:
+              road: {input: \(Self.synthetic.video), realtime: false, size: 512x256}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let watch = try RunningBinary(["watch", config])
+        defer { watch.signal(SIGKILL) }
+        let outcome = try await blocking { watch.wait(timeout: 400) }
+        #expect(outcome.status == 0 && !outcome.timedOut, "\(outcome.stderr)")
+        let listed = try MediaCheck.jsonLines(scratch.path("out/road/events.jsonl")).count
+        #expect(listed >= 1, "the monitor found no event at all: the test proves nothing")
+        #expect(recorder.on("rwd/events").isEmpty, "\(recorder.texts("rwd/events"))")
+        #expect(!recorder.texts("rwd/road/obstacle").contains("ON"))
+        #expect(recorder.texts("rwd/road/detect/state").last == "OFF")
+        #expect(outcome.stdout.contains(", 0 events,"), "\(outcome.stdout)")
+        await recorder.client.stop()
+    }
+
     @Test("a wrong password: one clear warning line, the cameras go on and events reach the API")
     func wrongPassword() async throws {
         let broker = try MosquittoBroker(users: ["roadwatch": "right-password"])
