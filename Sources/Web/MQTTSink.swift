@@ -272,7 +272,9 @@ public final class MQTTSink: Sendable {
     /// fed by the snapshot topic and a detection switch, all on one device named after the client id.
     func discoveryConfigs() -> [(topic: String, body: Data)] {
         let node = config.clientID
-        let device: [String: Any] = ["identifiers": [node], "name": "roadwatch \(node)", "manufacturer": "roadwatch",
+        // The device is named by the client id alone: Home Assistant prefixes entity ids with the device name, so
+        // "roadwatch-garage" gives binary_sensor.roadwatch_garage_front_obstacle, not roadwatch_roadwatch_garage_….
+        let device: [String: Any] = ["identifiers": [node], "name": node, "manufacturer": "roadwatch",
                                      "model": "roadwatch watch"]
         var configs: [(String, Data)] = []
         func add(_ component: String, _ camera: String, _ object: String, _ fields: [String: Any]) {
