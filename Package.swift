@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "Web",
             dependencies: [
-                "Service", "Monitoring", "Pipeline", "Overlay", "VideoIO",
+                "Service", "Monitoring", "Pipeline", "Overlay", "VideoIO", "Notify",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -172,11 +172,11 @@ let package = Package(
             dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit",
                            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]
         ),
-        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
+        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "Notify", "roadwatch"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Monitoring", "TestKit"]),
         .testTarget(name: "WebTests", dependencies: ["Web", "Service", "Monitoring", "TestKit"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
-        .testTarget(name: "NotifyTests", dependencies: ["Notify"]),
+        .testTarget(name: "NotifyTests", dependencies: ["Notify", "TestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

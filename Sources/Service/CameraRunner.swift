@@ -49,6 +49,9 @@ public final class CameraRunner: Sendable {
     private let control = Mutex<(stopping: Bool, run: RunControl?)>((false, nil))
     private let rate = Mutex<(times: [Double], latencies: [Double])>(([], []))
     private let onRecord: @Sendable (CameraConfig, EventRecord) -> Void
+    /// Detection switched on or off at run time (MQTT), and the events whose `new` came while it was off: their
+    /// updates and end are held back too, while an event already reported runs to its end.
+    private let detection = Mutex<(on: Bool, held: Set<String>)>((true, []))
     private let onFrame: @Sendable (CameraConfig, MonitoredFrame) -> Void
     private let onClip: @Sendable (CameraConfig, _ id: String, _ clip: String, _ part: Int) -> Void
 
@@ -132,6 +135,7 @@ public final class CameraRunner: Sendable {
                     onFrame: { [self] done in frame(done) },
                     onWarning: { [logger] in logger.warning("\($0)") },
                     onRecord: { [self] record in
+                        guard admits(record) else { return }
                         if record.type == "new" { status.withLock { $0.events += 1 } }
                         logger.info("event \(record.type) \(record.id) score \(record.top_score) box \(record.box)")
                         onRecord(config, record)
@@ -173,6 +177,31 @@ public final class CameraRunner: Sendable {
     }
 
     private var isStopping: Bool { control.withLock { $0.stopping } }
+
+    /// Whether the camera's events are reported (to the store, webhooks, MQTT); on unless switched off.
+    public var isDetecting: Bool { detection.withLock { $0.on } }
+
+    /// Switches event reporting on or off. The monitor keeps running either way (its state stays warm, and
+    /// `events.jsonl` still lists everything): only what leaves the camera through `onRecord` is held back.
+    public func setDetecting(_ on: Bool) {
+        detection.withLock { $0.on = on }
+        logger.info("detection \(on ? "on" : "off")")
+    }
+
+    /// The detection gate for one event change.
+    private func admits(_ record: EventRecord) -> Bool {
+        detection.withLock { d in
+            if record.type == "new" && !d.on {
+                d.held.insert(record.id)
+                return false
+            }
+            if d.held.contains(record.id) {
+                if record.type == "end" { d.held.remove(record.id) }
+                return false
+            }
+            return true
+        }
+    }
 
     /// `text` with the input's password replaced, for logs and the status file.
     private func hidingPassword(_ text: String) -> String { withoutPassword(text, url: config.input) }

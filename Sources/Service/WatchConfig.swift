@@ -75,6 +75,42 @@ public struct WebhookSettings: Sendable, Equatable {
     public init(url: String) { self.url = url }
 }
 
+/// The MQTT broker the service tells about its events (`mqtt:`), as the file gives it; the Web layer turns it
+/// into a client. The password is resolved here (file or `ROADWATCH_MQTT_PASSWORD`) so `--check` finds a bad file.
+public struct MQTTConfig: Sendable, Equatable {
+    public var host: String
+    public var port = 1883
+    /// Seconds between keepalive pings when idle.
+    public var keepalive = 30
+    /// TLS when any of the three is given (a CA file alone is the usual case).
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    public var tls = false
+    public var user: String?
+    public var password: String?
+    /// Also names the Home Assistant device, so it must stay the same across restarts.
+    public var clientID: String
+    /// The first level of every roadwatch topic.
+    public var prefix = "roadwatch"
+    /// Home Assistant discovery configs under `homeassistant/`.
+    public var discovery = true
+    /// Seconds between `<prefix>/<camera>/state` and `<prefix>/stats` messages.
+    public var statsInterval = 60.0
+
+    public init(host: String, clientID: String) {
+        self.host = host
+        self.clientID = clientID
+    }
+
+    /// A stable client id for this machine: `roadwatch-<hostname>` with only topic-safe characters.
+    public static func defaultClientID(hostName: String = ProcessInfo.processInfo.hostName) -> String {
+        let base = hostName.split(separator: ".").first.map(String.init) ?? "host"
+        let safe = String(base.lowercased().map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
+        return "roadwatch-" + (safe.isEmpty ? "host" : safe)
+    }
+}
+
 /// `roadwatch watch CONFIG.yaml`: the output folder, the model, and the cameras (top-level `defaults`
 /// overridden per camera).
 public struct WatchConfig: Sendable {
@@ -88,6 +124,8 @@ public struct WatchConfig: Sendable {
     public var retentionInterval = 30.0
     public var http = HTTPSettings()
     public var webhooks: [WebhookSettings] = []
+    /// Nil: no MQTT.
+    public var mqtt: MQTTConfig?
     /// The config file.
     public var path: String
 
@@ -123,7 +161,7 @@ struct Reader {
     let environment: [String: String]
 
     static let topKeys: Set<String> = ["output", "model", "threads", "log_level", "retention_interval", "defaults", "cameras",
-                                       "http", "webhooks"]
+                                       "http", "webhooks", "mqtt"]
     static let cameraKeys: Set<String> = Set([
         "input", "enabled", "loop", "realtime", "size", "k", "tau", "variant", "alarm", "alarm_threshold", "smoothing", "hysteresis",
         "scene_cut", "min_region_area", "seed", "overlay", "timeout", "video_size", "framerate", "input_format",
@@ -135,6 +173,9 @@ struct Reader {
     static let retentionKeys: Set<String> = ["max_age_hours", "max_size_mb"]
     static let httpKeys: Set<String> = ["listen", "auth_token", "enabled", "preview_fps", "preview_width"]
     static let webhookKeys: Set<String> = ["url", "on", "cooldown", "timeout", "retries"]
+    static let mqttKeys: Set<String> = ["host", "port", "keepalive", "tls", "user", "password_file", "client_id", "prefix", "discovery",
+                                        "stats_interval"]
+    static let mqttTLSKeys: Set<String> = ["ca_file", "cert_file", "key_file"]
 
     func fail(_ node: Node?, _ key: String, _ message: String) -> ConfigError {
         let line = node?.mark.map { ":\($0.line)" } ?? ""
@@ -226,6 +267,7 @@ struct Reader {
                 try checkKeys(defaults, allowed: Self.cameraKeys.subtracting(["input"]), in: "defaults")
             case "cameras": camerasNode = pair.value
             case "http": config.http = try http(pair.value)
+            case "mqtt": config.mqtt = try mqtt(pair.value)
             default: config.webhooks = try webhooks(pair.value)
             }
         }
@@ -288,6 +330,72 @@ struct Reader {
             throw fail(node, "http.auth_token", "required when listening on \(http.host) (not loopback): set auth_token, e.g. ${ROADWATCH_TOKEN}")
         }
         return http
+    }
+
+    func mqtt(_ node: Node) throws(ConfigError) -> MQTTConfig {
+        let pairs = try mapping(node, "mqtt")
+        try checkKeys(pairs, allowed: Self.mqttKeys, in: "mqtt")
+        guard let hostPair = pairs.first(where: { $0.key == "host" }) else { throw fail(node, "mqtt.host", "missing: the broker's name or address") }
+        var mqtt = MQTTConfig(host: try string(hostPair.value, "mqtt.host"), clientID: MQTTConfig.defaultClientID())
+        guard !mqtt.host.isEmpty else { throw fail(hostPair.value, "mqtt.host", "empty") }
+        var passwordFile: (path: String, node: Node)?
+        for p in pairs where p.key != "host" {
+            let key = "mqtt.\(p.key)"
+            switch p.key {
+            case "port": mqtt.port = try int(p.value, key, 1...65535)
+            case "keepalive": mqtt.keepalive = try int(p.value, key, 5...65535)
+            case "user": mqtt.user = try string(p.value, key)
+            case "password_file": passwordFile = (try string(p.value, key), p.value)
+            case "client_id":
+                let id = try string(p.value, key)
+                // The id is also a topic level (discovery's node_id): MQTT wildcards and separators would break it.
+                guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                    throw fail(p.value, key, "letters, digits, '-' and '_', at most 64, please; got '\(id)'")
+                }
+                mqtt.clientID = id
+            case "prefix":
+                let prefix = try string(p.value, key)
+                guard !prefix.isEmpty, !prefix.contains(where: { "+#".contains($0) }), !prefix.hasPrefix("/"), !prefix.hasSuffix("/") else {
+                    throw fail(p.value, key, "a topic without '+', '#' or a leading or trailing '/', got '\(prefix)'")
+                }
+                mqtt.prefix = prefix
+            case "discovery": mqtt.discovery = try bool(p.value, key)
+            case "stats_interval": mqtt.statsInterval = try double(p.value, key, 0.1...86400)
+            default:
+                let tls = try mapping(p.value, key)
+                try checkKeys(tls, allowed: Self.mqttTLSKeys, in: key)
+                mqtt.tls = true
+                for t in tls {
+                    let path = try string(t.value, "\(key).\(t.key)")
+                    guard FileManager.default.isReadableFile(atPath: path) else { throw fail(t.value, "\(key).\(t.key)", "cannot read '\(path)'") }
+                    switch t.key {
+                    case "ca_file": mqtt.caFile = path
+                    case "cert_file": mqtt.certFile = path
+                    default: mqtt.keyFile = path
+                    }
+                }
+                guard (mqtt.certFile == nil) == (mqtt.keyFile == nil) else {
+                    throw fail(p.value, key, "cert_file and key_file go together (a client certificate needs its key)")
+                }
+            }
+        }
+        if let passwordFile {
+            let text: String
+            do {
+                text = try String(contentsOfFile: passwordFile.path, encoding: .utf8)
+            } catch {
+                throw fail(passwordFile.node, "mqtt.password_file", "cannot read '\(passwordFile.path)'")
+            }
+            let password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !password.isEmpty else { throw fail(passwordFile.node, "mqtt.password_file", "'\(passwordFile.path)' is empty") }
+            mqtt.password = password
+        } else if let password = environment["ROADWATCH_MQTT_PASSWORD"], !password.isEmpty {
+            mqtt.password = password
+        }
+        if mqtt.password != nil && mqtt.user == nil {
+            throw fail(node, "mqtt.user", "missing: a password needs a user name (MQTT sends no password alone)")
+        }
+        return mqtt
     }
 
     func webhooks(_ node: Node) throws(ConfigError) -> [WebhookSettings] {

@@ -20,6 +20,9 @@ public final class ServiceMetrics: Sendable {
     private let stages: [Metrics.Recorder]
     private let webhookFailures: Metrics.Counter
     private let webhookDropped: Metrics.Counter
+    private let mqttDropped: Metrics.Counter
+    /// The MQTT client's cumulative drop count as last seen, to add the difference.
+    private let mqttDroppedSeen = Atomic<Int>(0)
     /// What the counters last saw of each camera's cumulative figures, to add the differences.
     private let seen = Mutex<[String: (dropped: Int, reconnects: Int, events: Int)]>([:])
 
@@ -47,6 +50,7 @@ public final class ServiceMetrics: Sendable {
         }
         webhookFailures = Metrics.Counter(label: "roadwatch_webhook_failures_total", factory: factory)
         webhookDropped = Metrics.Counter(label: "roadwatch_webhook_dropped_total", factory: factory)
+        mqttDropped = Metrics.Counter(label: "roadwatch_mqtt_dropped_total", factory: factory)
     }
 
     /// One processed frame of `camera`.
@@ -77,6 +81,13 @@ public final class ServiceMetrics: Sendable {
 
     public func webhookFailed() { webhookFailures.increment() }
     public func webhookDroppedOne() { webhookDropped.increment() }
+
+    /// The MQTT client's cumulative count of messages that never reached the broker; the counter grows by the
+    /// difference since the last call.
+    public func countMQTTDropped(total: Int) {
+        let before = mqttDroppedSeen.exchange(total, ordering: .relaxed)
+        if total > before { mqttDropped.increment(by: Int64(total - before)) }
+    }
 
     /// The Prometheus text exposition.
     public func text() -> String { registry.emitToString() }

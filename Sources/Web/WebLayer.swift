@@ -12,6 +12,8 @@ public final class WebLayer: Sendable {
     public let metrics: ServiceMetrics
     public let previews: Previews
     public let webhooks: Webhooks
+    /// Nil without an `mqtt:` block (or when its client could not be made: logged).
+    public let mqtt: MQTTSink?
     private let logger: Logger
     private let storeFailing = Atomic<Bool>(false)
     /// The service's output folder: a camera's evidence is under `<output>/<camera>/`.
@@ -23,6 +25,16 @@ public final class WebLayer: Sendable {
         metrics = ServiceMetrics(cameras: config.cameras.map(\.name))
         previews = Previews(width: config.http.previewWidth)
         webhooks = Webhooks(config.webhooks, metrics: metrics, logger: logger)
+        var mqtt: MQTTSink?
+        if let settings = config.mqtt {
+            do {
+                mqtt = try MQTTSink(config: settings, cameras: config.cameras.map(\.name), output: config.output, http: config.http,
+                                    metrics: metrics, logger: logger)
+            } catch {
+                logger.error("mqtt: \(error); the cameras go on without MQTT")
+            }
+        }
+        self.mqtt = mqtt
         do {
             try OutputChecks.makeFolder(config.output, what: "output folder")
             store = try EventStore(path: config.output + "/events.sqlite")
@@ -32,10 +44,11 @@ public final class WebLayer: Sendable {
         }
     }
 
-    /// An event line from a camera: into the store and to the webhooks. The line names the clip the event will
+    /// An event line from a camera: into the store, to the webhooks and to MQTT. The line names the clip the event will
     /// have; the store lists it only once a finished part is in place (`clipFinished`), never a file half-written.
     public func record(_ record: EventRecord) {
         webhooks.send(record)
+        mqtt?.send(record)
         var stored = record
         if let clip = record.clip, !FileManager.default.fileExists(atPath: output + "/" + record.camera + "/" + clip) {
             stored.clip = nil

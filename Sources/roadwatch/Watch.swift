@@ -36,6 +36,11 @@ struct Watch: AsyncParsableCommand {
         if check {
             let enabled = parsed.cameras.filter(\.enabled).count
             print("\(config): valid; \(parsed.cameras.count) cameras (\(enabled) enabled) into \(parsed.output)")
+            // The broker is tried, not required: watch keeps retrying a broker that is down, so this only informs.
+            if let mqtt = parsed.mqtt {
+                let probe = await MQTTSink.probe(mqtt)
+                if probe.ok { print(probe.line) } else { Console.warning(probe.line) }
+            }
             return
         }
         let level = Logger.Level(rawValue: parsed.logLevel) ?? .info
@@ -48,7 +53,7 @@ struct Watch: AsyncParsableCommand {
         if let threads = parsed.threads { ComputeThreads.set(threads) }
         let loaded = try await ModelLoader.load(parsed.model ?? ModelRegistry.defaultName, progress: { logger.info("\($0)") })
         let size = FrameSize(width: loaded.descriptor.defaultSize.width, height: loaded.descriptor.defaultSize.height)
-        let web = parsed.http.enabled || !parsed.webhooks.isEmpty ? WebLayer(config: parsed, logger: logger) : nil
+        let web = parsed.http.enabled || !parsed.webhooks.isEmpty || parsed.mqtt != nil ? WebLayer(config: parsed, logger: logger) : nil
         let service = try WatchService(config: parsed, model: loaded, defaultSize: size, logger: logger,
                                        onRecord: { _, record in web?.record(record) },
                                        onFrame: { camera, done in web?.frame(camera: camera.name, done) },
@@ -60,6 +65,7 @@ struct Watch: AsyncParsableCommand {
         var retention: Task<Void, Never>?
         if let web {
             helpers.append(Task { await web.webhooks.run() })
+            if let mqtt = web.mqtt { helpers.append(Task { await mqtt.run(service: service) }) }
             retention = Task { await web.retainEvents(parsed.cameras, interval: parsed.retentionInterval) }
             if parsed.http.enabled {
                 let server = WebServer(service: service, store: web.store, metrics: web.metrics, previews: web.previews,
@@ -84,6 +90,7 @@ struct Watch: AsyncParsableCommand {
         notifier.notify("STOPPING=1")
         supervision.cancel()
         web?.webhooks.stop()
+        await web?.mqtt?.stop()
         await shutdown.trigger()
         // The retention loop sleeps between sweeps: it is cancelled; the server and the webhooks end by themselves.
         retention?.cancel()

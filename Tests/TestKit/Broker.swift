@@ -1,28 +1,23 @@
 import Foundation
 import Synchronization
-import XCTest
 
 /// A real mosquitto broker on a free loopback port, with a config file of its own in a temporary folder;
 /// killed and its folder removed when the test drops it.
-final class MosquittoBroker: @unchecked Sendable {
-    static let binary = "/usr/sbin/mosquitto"
+public final class MosquittoBroker: @unchecked Sendable {
+    public static let binary = "/usr/sbin/mosquitto"
 
-    /// Skips the test (cleanly) when the broker is not installed; CI installs the mosquitto package.
-    static func requireInstalled() throws {
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw XCTSkip("\(binary) is not installed (Debian package mosquitto)")
-        }
-    }
+    /// Whether the broker is installed (Debian package mosquitto); test suites skip or fail on it as they choose.
+    public static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
-    let port: Int
-    let folder: URL
-    var host: String { "127.0.0.1" }
+    public let port: Int
+    public let folder: URL
+    public var host: String { "127.0.0.1" }
     private var process: Process?
 
     /// `users`: user name → password, written with mosquitto_passwd; none means anonymous access.
     /// `listenerLines`: more lines for the listener (TLS files).
-    init(users: [String: String] = [:], listenerLines: [String] = [], port: Int? = nil) throws {
-        try Self.requireInstalled()
+    public init(users: [String: String] = [:], listenerLines: [String] = [], port: Int? = nil) throws {
+        guard Self.isInstalled else { throw BrokerError("\(Self.binary) is not installed (Debian package mosquitto)") }
         self.port = try port ?? freeLoopbackPort()
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("roadwatch-mqtt-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -48,7 +43,7 @@ final class MosquittoBroker: @unchecked Sendable {
     }
 
     /// Starts the broker (again, on the same port) and waits until it accepts connections.
-    func start() throws {
+    public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["-c", folder.appendingPathComponent("mosquitto.conf").path]
@@ -73,7 +68,7 @@ final class MosquittoBroker: @unchecked Sendable {
 
     /// Sends `signal` to the broker (SIGKILL by default: no goodbye to the clients); after a signal that ends
     /// it, waits for the end.
-    func kill(signal: Int32 = SIGKILL) {
+    public func kill(signal: Int32 = SIGKILL) {
         guard let process, process.isRunning else { return }
         Foundation.kill(process.processIdentifier, signal)
         guard signal != SIGSTOP && signal != SIGCONT else { return }
@@ -81,7 +76,7 @@ final class MosquittoBroker: @unchecked Sendable {
         self.process = nil
     }
 
-    var log: String { (try? String(contentsOf: folder.appendingPathComponent("broker.log"), encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOf: folder.appendingPathComponent("broker.log"), encoding: .utf8)) ?? "" }
 
     deinit {
         kill(signal: SIGCONT)  // a stopped process takes SIGKILL too, but this keeps its exit prompt to observe
@@ -90,13 +85,13 @@ final class MosquittoBroker: @unchecked Sendable {
     }
 }
 
-struct BrokerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct BrokerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed).
-func freeLoopbackPort() throws -> Int {
+public func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw BrokerError("socket() failed") }
     defer { close(fd) }
@@ -114,7 +109,7 @@ func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-func canConnect(port: Int) -> Bool {
+public func canConnect(port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return false }
     defer { close(fd) }
@@ -128,14 +123,14 @@ func canConnect(port: Int) -> Bool {
 }
 
 /// A program running in the background whose output is collected as it comes.
-final class Spawned: @unchecked Sendable {
-    let process = Process()
+public final class Spawned: @unchecked Sendable {
+    public let process = Process()
     private final class Output: Sendable {
         let state = Mutex<(out: Data, err: Data, outEnded: Bool)>((Data(), Data(), false))
     }
     private let output = Output()
 
-    init(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+    public init(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         if let environment { process.environment = environment }
@@ -156,21 +151,21 @@ final class Spawned: @unchecked Sendable {
         try process.run()
     }
 
-    var stdout: String { String(decoding: output.state.withLock { $0.out }, as: UTF8.self) }
-    var stderr: String { String(decoding: output.state.withLock { $0.err }, as: UTF8.self) }
-    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+    public var stdout: String { String(decoding: output.state.withLock { $0.out }, as: UTF8.self) }
+    public var stderr: String { String(decoding: output.state.withLock { $0.err }, as: UTF8.self) }
+    public var lines: [String] { stdout.split(separator: "\n").map(String.init) }
 
     /// Waits up to `timeout` seconds for the exit, killing it (SIGKILL) after that, then briefly for the rest of
     /// its output; whether it ended by itself.
     @discardableResult
-    func waitForExit(timeout: Double) async -> Bool {
+    public func waitForExit(timeout: Double) async -> Bool {
         let ended = await eventually(timeout) { !self.process.isRunning }
         if !ended { kill() }
         _ = await eventually(1) { self.output.state.withLock { $0.outEnded } }
         return ended
     }
 
-    func kill(signal: Int32 = SIGKILL) {
+    public func kill(signal: Int32 = SIGKILL) {
         if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
     }
 
@@ -178,7 +173,7 @@ final class Spawned: @unchecked Sendable {
 }
 
 /// Runs a program to its end (killed after `timeout` seconds).
-func runProgram(_ path: String, _ arguments: [String], timeout: Double) throws -> (status: Int32, stdout: String, stderr: String) {
+public func runProgram(_ path: String, _ arguments: [String], timeout: Double) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -198,7 +193,7 @@ func runProgram(_ path: String, _ arguments: [String], timeout: Double) throws -
 }
 
 /// Polls `condition` every 10 ms for up to `timeout` seconds; whether it became true.
-func eventually(_ timeout: Double, _ condition: () -> Bool) async -> Bool {
+public func eventually(_ timeout: Double, _ condition: () -> Bool) async -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if condition() { return true }
@@ -208,12 +203,12 @@ func eventually(_ timeout: Double, _ condition: () -> Bool) async -> Bool {
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl program.
-struct TestCertificates {
-    let caFile: String
-    let serverCertificate: String
-    let serverKey: String
+public struct TestCertificates {
+    public let caFile: String
+    public let serverCertificate: String
+    public let serverKey: String
 
-    init(in folder: URL) throws {
+    public init(in folder: URL) throws {
         let openssl = "/usr/bin/openssl"
         guard FileManager.default.isExecutableFile(atPath: openssl) else { throw BrokerError("openssl is not installed") }
         func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
