@@ -97,7 +97,7 @@ let package = Package(
 
         // Running sources through the monitor into sinks: the live policy, stop control, the annotated video
         // (one file or segments), the events file, mask PNGs, the run summary, the resumable batch, evaluation.
-        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "Tensors"]),
+        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "Tensors", "Telemetry"]),
 
         // roadwatch watch: the YAML config, many cameras on one model, retention, logs.
         .target(
@@ -149,6 +149,7 @@ let package = Package(
                 "Monitoring",
                 "Service",
                 "Web",
+                "Telemetry",
                 .product(name: "Logging", package: "swift-log"),
                 .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -165,10 +166,10 @@ let package = Package(
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Models", "Tensors", "TestKit"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MonitoringTests",
-            dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit",
+            dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit", "Telemetry",
                            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]
         ),
-        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "roadwatch"]),
+        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "Telemetry", "Monitoring", "roadwatch"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Monitoring", "TestKit"]),
         .testTarget(name: "WebTests", dependencies: ["Web", "Service", "Monitoring", "TestKit"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),

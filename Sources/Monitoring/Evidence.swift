@@ -19,6 +19,8 @@ public struct EventOutputs: Sendable {
     public var keepGoingOnWriteErrors = false
     /// Add to an existing event list rather than start it afresh (a service's list outlives restarts).
     public var appendsToList = false
+    /// Places each event (the input's GPS track, a camera's fixed position); nil: events carry no location.
+    public var locator: EventLocator?
 
     public init(list: String, evidenceFolder: String?, camera: String, rules: EventRules = .default, epochTimes: Bool) {
         self.list = list
@@ -162,6 +164,8 @@ public actor EventSink {
     }
 
     private func append(_ record: EventRecord) async throws {
+        var record = record
+        record.location = outputs.locator?.location(at: record.bestTime ?? record.start)
         do {
             try await log.append(record)
         } catch {
