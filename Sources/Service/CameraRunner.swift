@@ -192,6 +192,7 @@ public final class CameraRunner: Sendable {
                                   rules: config.events, epochTimes: live)
         events.keepGoingOnWriteErrors = true
         events.appendsToList = true
+        events.locator = config.location.map { EventLocator(latitude: $0.latitude, longitude: $0.longitude) }
         outputs.eventList = events
         return outputs
     }

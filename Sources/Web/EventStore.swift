@@ -21,6 +21,8 @@ public final class EventStore: Sendable {
         public var frames: Int
         public var snapshot: String?
         public var clip: String?
+        /// Where the event was (JSON in the `location` column); nil without GPS or a fixed camera position.
+        public var location: EventLocation?
     }
 
     public init(path: String) throws {
@@ -40,6 +42,10 @@ public final class EventStore: Sendable {
                     CREATE INDEX events_start ON events(start);
                     """)
             }
+            // A column added, not a table rebuilt: a database from before locations keeps its rows (location NULL).
+            migrator.registerMigration("events-v2-location") { db in
+                try db.execute(sql: "ALTER TABLE events ADD COLUMN location TEXT")
+            }
             try migrator.migrate(queue)
         } catch {
             throw StoreError("cannot use the event database '\(path)': \(Self.describe(error))")
@@ -49,15 +55,17 @@ public final class EventStore: Sendable {
     /// Adds or updates the event a line of an event list describes.
     public func record(_ record: EventRecord) throws {
         let box = record.box.map(String.init).joined(separator: ",")
+        let location = record.location.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
         do {
             try queue.write { db in
                 try db.execute(sql: """
-                    INSERT INTO events (id, camera, start, "end", top_score, box, area, frames, snapshot, clip)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO events (id, camera, start, "end", top_score, box, area, frames, snapshot, clip, location)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO UPDATE SET "end" = excluded."end", top_score = excluded.top_score, box = excluded.box,
-                        area = excluded.area, frames = excluded.frames, snapshot = excluded.snapshot, clip = excluded.clip
+                        area = excluded.area, frames = excluded.frames, snapshot = excluded.snapshot, clip = excluded.clip,
+                        location = excluded.location
                     """, arguments: [record.id, record.camera, record.start, record.end, record.top_score, box, record.area,
-                                     record.frames, record.snapshot, record.clip])
+                                     record.frames, record.snapshot, record.clip, location])
             }
         } catch {
             throw StoreError("cannot write to the event database '\(path)': \(Self.describe(error))")
@@ -113,8 +121,9 @@ public final class EventStore: Sendable {
 
     static func row(_ r: GRDB.Row) -> Row {
         let box = (r["box"] as String? ?? "").split(separator: ",").compactMap { Int($0) }
+        let location = (r["location"] as String?).flatMap { try? JSONDecoder().decode(EventLocation.self, from: Data($0.utf8)) }
         return Row(id: r["id"], camera: r["camera"], start: r["start"], end: r["end"], top_score: r["top_score"], box: box,
-                   area: r["area"], frames: r["frames"], snapshot: r["snapshot"], clip: r["clip"])
+                   area: r["area"], frames: r["frames"], snapshot: r["snapshot"], clip: r["clip"], location: location)
     }
 
     static func describe(_ error: any Error) -> String {
