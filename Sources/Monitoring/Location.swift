@@ -20,9 +20,11 @@ public struct EventLocation: Codable, Sendable, Equatable {
     public var source: String
     /// True when the position lies between two fixes rather than on one.
     public var interpolated: Bool
+    /// The moment placed, on the event clock (the event's best view: its snapshot).
+    public var time: Double
 
     public init(lat: Double, lon: Double, alt: Double? = nil, speed: Double? = nil, heading: Double? = nil,
-                utc: String? = nil, fix: String, source: String, interpolated: Bool) {
+                utc: String? = nil, fix: String, source: String, interpolated: Bool, time: Double) {
         self.lat = lat
         self.lon = lon
         self.alt = alt
@@ -32,6 +34,7 @@ public struct EventLocation: Codable, Sendable, Equatable {
         self.fix = fix
         self.source = source
         self.interpolated = interpolated
+        self.time = time
     }
 }
 
@@ -62,12 +65,13 @@ public struct EventLocator: Sendable {
         switch kind {
         case let .fixed(latitude, longitude):
             return EventLocation(lat: latitude, lon: longitude, fix: GPSFixQuality.valid.rawValue, source: "fixed",
-                                 interpolated: false)
+                                 interpolated: false, time: seconds)
         case let .track(track):
             guard let p = track.position(at: seconds) else { return nil }
             return EventLocation(lat: p.latitude, lon: p.longitude, alt: p.altitude, speed: p.speed2D,
                                  heading: Self.heading(track, at: seconds), utc: p.utc.map(Self.iso8601),
-                                 fix: p.fix.rawValue, source: track.source.rawValue, interpolated: p.interpolated)
+                                 fix: p.fix.rawValue, source: track.source.rawValue, interpolated: p.interpolated,
+                                 time: seconds)
         }
     }
 
