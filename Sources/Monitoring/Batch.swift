@@ -102,7 +102,7 @@ public struct BatchRunner: Sendable {
         var moves = [(partialVideo, video), (partialEvents, events)]
         let identity = Self.fileIdentity(item.input)
         var summary: RunSummary
-        let records = Mutex<[EventRecord]>([])
+        let records = RecordCollector()
         do {
             var outputs = template
             outputs.video = partialVideo
@@ -117,7 +117,7 @@ public struct BatchRunner: Sendable {
             }
             let feed = try await source.open()
             summary = try await job.process(feed, live: false, to: outputs, control: control,
-                                            onRecord: { record in records.withLock { $0.append(record) } })
+                                            onRecord: { record in records.add(record) })
         } catch {
             for (partial, _) in moves { try? fm.removeItem(atPath: partial) }
             throw error
@@ -129,7 +129,7 @@ public struct BatchRunner: Sendable {
         }
         summary.outputs = moves.map { String($0.1.dropFirst(out.count + 1)) }
         if template.eventList != nil {
-            let features = GeoExport.features(records: records.withLock { $0 }, track: locator?.track, key: item.key,
+            let features = GeoExport.features(records: records.all, track: locator?.track, key: item.key,
                                               input: item.input, evidencePrefix: item.key + ".evidence/")
             try GeoExport.write(GeoFeatureCollection(features: features), stem: path(item, ".events"))
             summary.outputs += [item.key + ".events.geojson", item.key + ".events.gpx"]
@@ -165,6 +165,14 @@ public struct BatchRunner: Sendable {
             }
         }
     }
+}
+
+/// The event lines of one input as they are written (the sink calls back from its actor).
+final class RecordCollector: Sendable {
+    private let records = Mutex<[EventRecord]>([])
+
+    func add(_ record: EventRecord) { records.withLock { $0.append(record) } }
+    var all: [EventRecord] { records.withLock { $0 } }
 }
 
 /// Merges the summaries and failures every shard wrote under one output folder.
