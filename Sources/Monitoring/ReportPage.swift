@@ -36,7 +36,7 @@ public enum ReportPage {
             td.num{text-align:right;font-variant-numeric:tabular-nums}
             </style></head><body>
             <h1>roadwatch report</h1>
-            <p>\(events.count) events, \(located) with a place; \(drives) drives with GPS.</p>
+            <p>Events: \(events.count), \(located) with a place. Drives with GPS: \(drives).</p>
 
             """
         page += svg(collection)
@@ -125,8 +125,9 @@ public enum ReportPage {
             let label = "\(p.id ?? "") score \(String(format: "%.3f", p.top_score ?? 0))"
             out += "<a href=\"#ev-\(escape(p.id ?? ""))\"><circle class=\"event\" cx=\"\(String(format: "%.1f", x))\" cy=\"\(String(format: "%.1f", y))\" r=\"6\"><title>\(escape(label))</title></circle></a>\n"
         }
-        let metres = spanX * 111_320
-        out += "<text x=\"\(Int(margin))\" y=\"\(Int(height - 8))\" font-size=\"12\">\(String(format: "%.0f m across", metres))</text>\n"
+        // A degree of latitude is about 111.32 km; the drawing is scaled the same both ways.
+        let wide = (maxLon - minLon) * k * 111_320, tall = (maxLat - minLat) * 111_320
+        out += "<text x=\"\(Int(margin))\" y=\"\(Int(height - 8))\" font-size=\"12\">\(String(format: "drive area %.0f m wide, %.0f m tall; north up", wide, tall))</text>\n"
         return out + "</svg>\n"
     }
 
