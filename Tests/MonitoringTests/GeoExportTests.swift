@@ -79,3 +79,34 @@ struct GeoExportTests {
         if let first, let second { #expect(first < second) }
     }
 }
+
+@Suite("Finding an input's GPS for its events")
+struct EventLocatorDiscoveryTests {
+    @Test("a GPX sidecar is found beside the video, and --gps-offset moves it onto the video's clock")
+    func sidecarWithOffset() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("locator-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let gpx = """
+            <?xml version="1.0"?><gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>
+            <trkpt lat="48.0" lon="11.0"><time>2024-05-01T10:00:00Z</time></trkpt>
+            <trkpt lat="48.001" lon="11.0"><time>2024-05-01T10:00:10Z</time></trkpt>
+            </trkseg></trk></gpx>
+            """
+        try Data(gpx.utf8).write(to: folder.appendingPathComponent("drive.gpx"))
+        try Data("not a video".utf8).write(to: folder.appendingPathComponent("drive.mp4"))
+        let video = folder.appendingPathComponent("drive.mp4").path
+
+        let (plain, found) = EventLocator.discover(videoPath: video)
+        #expect(found.track?.source == .gpx && found.origin?.hasSuffix("drive.gpx") == true)
+        #expect(abs((plain?.location(at: 5)?.lat ?? 0) - 48.0005) < 1e-12, "half way, interpolated")
+
+        let (shifted, _) = EventLocator.discover(videoPath: video, offset: 5)
+        let locator = try #require(shifted)
+        #expect(locator.location(at: 4) == nil, "before the first fix: never extrapolated")
+        #expect(locator.location(at: 5)?.lat == 48.0 && locator.location(at: 5)?.interpolated == false)
+        #expect(locator.location(at: 5)?.utc == "2024-05-01T10:00:00.000Z")
+        #expect(locator.location(at: 15)?.lat == 48.001)
+        #expect(locator.location(at: 10)?.heading == 0, "due north")
+    }
+}
