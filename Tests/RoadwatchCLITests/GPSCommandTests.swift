@@ -204,4 +204,40 @@ struct GPSCommandTests {
         #expect(dom.stdout.components(separatedBy: "<tr id=\"ev-").count - 1 == events)
         #expect(dom.stdout.contains("<polyline class=\"drive\""))
     }
+
+    @Test("watch: a camera with a fixed location puts it on every event line and in the event database (source fixed)")
+    func watchFixedLocation() async throws {
+        let scratch = try ScratchDirectory("gps-watch")
+        try await Clips.cut("solidWhiteRight.mp4", skip: 0, frames: 40, to: scratch.path("cam.mp4"))
+        let output = scratch.path("out")
+        let port = try closedLoopbackPort()
+        try """
+            output: \(output)
+            http: {listen: 127.0.0.1:\(port)}
+            defaults:
+              size: 256x128
+              realtime: false
+              alarm: clusters
+              tau: 100
+            cameras:
+              bridge:
+                input: \(scratch.path("cam.mp4"))
+                location: [51.50722, -0.1275]
+            """.write(toFile: scratch.path("watch.yaml"), atomically: true, encoding: .utf8)
+        let run = try await blocking { try RoadwatchBinary.run(["watch", scratch.path("watch.yaml")], timeout: 600) }
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = try eventLines(output + "/bridge/events.jsonl")
+        try #require(!lines.isEmpty, "no events: \(run.stderr)")
+        for line in lines {
+            let location = try #require(line["location"] as? [String: Any])
+            #expect(location["lat"] as? Double == 51.50722 && location["lon"] as? Double == -0.1275)
+            #expect(location["source"] as? String == "fixed")
+        }
+        guard let sqlite = RoadwatchBinary.which("sqlite3") else { return }
+        let rows = try RoadwatchBinary.runProgram(sqlite, [output + "/events.sqlite", "SELECT location FROM events"])
+        #expect(rows.status == 0 && !rows.stdout.isEmpty, "\(rows.stderr)")
+        for row in rows.stdout.split(separator: "\n") {
+            #expect(row.contains("\"lat\":51.50722") && row.contains("\"source\":\"fixed\""), "\(row)")
+        }
+    }
 }
