@@ -240,4 +240,29 @@ struct GPSCommandTests {
             #expect(row.contains("\"lat\":51.50722") && row.contains("\"source\":\"fixed\""), "\(row)")
         }
     }
+
+    @Test("a corrupt GPS track (every GPS5 size in the GoPro clip overwritten): one warning line, the video processed, no locations")
+    func corruptTrack() async throws {
+        var data = try Data(contentsOf: URL(fileURLWithPath: try GoProClip.require()))
+        var damaged = 0
+        var from = data.startIndex
+        while let found = data.range(of: Data("GPS5".utf8), in: from..<data.endIndex) {
+            // The 4 bytes after a GPMF key are its type, size and repeat: 0xFF claims far more than the sample holds.
+            data.replaceSubrange(found.upperBound..<(found.upperBound + 4), with: [0xFF, 0xFF, 0xFF, 0xFF])
+            damaged += 1
+            from = found.upperBound + 4
+        }
+        try #require(damaged > 0)
+        let scratch = try ScratchDirectory("gps-corrupt")
+        try data.write(to: URL(fileURLWithPath: scratch.path("bad.mp4")))
+        let run = try await blocking {
+            try RoadwatchBinary.run(["run", scratch.path("bad.mp4"), "-o", scratch.path("out.mp4")] + GoProClip.everyFrameFlags,
+                                    timeout: 900)
+        }
+        #expect(run.status == 0, "\(run.stderr)")
+        let warnings = run.stderrLines.filter { $0.hasPrefix("roadwatch: warning: gps: ") }
+        #expect(warnings.count == 1 && warnings.first?.contains("could not be read") == true, "\(run.stderr)")
+        let lines = try listLines(scratch.path("out.event-list.jsonl"))
+        #expect(!lines.isEmpty && !lines.contains { $0.contains("location") })
+    }
 }
