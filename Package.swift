@@ -101,7 +101,7 @@ let package = Package(
 
         // Running sources through the monitor into sinks: the live policy, stop control, the annotated video
         // (one file or segments), the events file, mask PNGs, the run summary, the resumable batch, evaluation.
-        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "Tensors"]),
+        .target(name: "Monitoring", dependencies: ["Pipeline", "Anomaly", "Models", "VideoIO", "Overlay", "Tensors", "Telemetry"]),
 
         // roadwatch watch: the YAML config, many cameras on one model, retention, logs.
         .target(
@@ -153,6 +153,7 @@ let package = Package(
                 "Monitoring",
                 "Service",
                 "Web",
+                "Telemetry",
                 .product(name: "Logging", package: "swift-log"),
                 .target(name: "CMalloc", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -169,12 +170,13 @@ let package = Package(
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "Models", "Tensors", "TestKit"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MonitoringTests",
-            dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit",
+            dependencies: ["Monitoring", "Pipeline", "Anomaly", "Models", "VideoIO", "TestKit", "Telemetry",
                            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]
         ),
-        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "Notify", "roadwatch"]),
+        .testTarget(name: "RoadwatchCLITests", dependencies: ["TestKit", "Models", "VideoIO", "Notify", "Telemetry", "Monitoring", "roadwatch"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Monitoring", "TestKit"]),
-        .testTarget(name: "WebTests", dependencies: ["Web", "Service", "Monitoring", "TestKit"]),
+        .testTarget(name: "WebTests", dependencies: ["Web", "Service", "Monitoring", "TestKit",
+                                                   .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry"]),
         .testTarget(name: "NotifyTests", dependencies: ["Notify", "TestKit"]),
     ],

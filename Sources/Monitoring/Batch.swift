@@ -1,6 +1,7 @@
 import Anomaly
 import Foundation
 import Pipeline
+import Synchronization
 import VideoIO
 
 /// The settings a batch output was made with; a done-marker with other settings does not count.
@@ -19,6 +20,10 @@ public struct BatchSettings: Codable, Equatable, Sendable {
     public var masks: [String]
     /// The event rules; nil: no event list.
     public var events: EventRules?
+    /// GPS flags other than the defaults (`off`, `offset S`); nil: the track is looked up as found.
+    public var gps: String?
+    /// Snapshots and clips written under `KEY.evidence/`; nil: none.
+    public var evidence: Bool?
 
     public init(model: String, size: String, method: MethodSettings, overlay: String, crf: Int, preset: String,
                 fragmented: Bool, maxFrames: Int?, duration: Double?, masks: [String] = [], events: EventRules? = .default) {
@@ -36,7 +41,8 @@ public struct BatchSettings: Codable, Equatable, Sendable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case model, size, method, overlay, crf, preset, fragmented, maxFrames = "max_frames", duration, masks, events
+        case model, size, method, overlay, crf, preset, fragmented, maxFrames = "max_frames", duration, masks, events, gps,
+             evidence
     }
 }
 
@@ -83,9 +89,10 @@ public struct BatchRunner: Sendable {
     }
 
     /// Runs one input into partial files, then renames them and writes the summary and the done-marker.
-    /// `nil` when the run was stopped: its partial outputs are left for the next run to redo.
+    /// `nil` when the run was stopped: its partial outputs are left for the next run to redo. `locator` places
+    /// the events (the input's GPS); with an event list, `KEY.events.geojson` and `.gpx` are written too.
     public func process(_ item: BatchItem, source: MonitorSource, outputs template: JobOutputs, job: MonitorJob,
-                        control: RunControl) async throws -> RunSummary? {
+                        control: RunControl, locator: EventLocator? = nil) async throws -> RunSummary? {
         let fm = FileManager.default
         for suffix in [".done.json", ".failed.json"] { try? fm.removeItem(atPath: path(item, suffix)) }
         try OutputChecks.makeFolder(URL(fileURLWithPath: path(item, "")).deletingLastPathComponent().path, what: "output folder")
@@ -95,6 +102,7 @@ public struct BatchRunner: Sendable {
         var moves = [(partialVideo, video), (partialEvents, events)]
         let identity = Self.fileIdentity(item.input)
         var summary: RunSummary
+        let records = RecordCollector()
         do {
             var outputs = template
             outputs.video = partialVideo
@@ -102,11 +110,14 @@ public struct BatchRunner: Sendable {
             if var eventList = outputs.eventList {
                 eventList.list = partialList
                 eventList.camera = item.key
+                eventList.locator = locator
+                if settings.evidence == true { eventList.evidenceFolder = path(item, ".evidence") }
                 outputs.eventList = eventList
                 moves.append((partialList, list))
             }
             let feed = try await source.open()
-            summary = try await job.process(feed, live: false, to: outputs, control: control)
+            summary = try await job.process(feed, live: false, to: outputs, control: control,
+                                            onRecord: { record in records.add(record) })
         } catch {
             for (partial, _) in moves { try? fm.removeItem(atPath: partial) }
             throw error
@@ -117,6 +128,12 @@ public struct BatchRunner: Sendable {
             try fm.moveItem(atPath: from, toPath: to)
         }
         summary.outputs = moves.map { String($0.1.dropFirst(out.count + 1)) }
+        if template.eventList != nil {
+            let features = GeoExport.features(records: records.all, track: locator?.track, key: item.key,
+                                              input: item.input, evidencePrefix: item.key + ".evidence/")
+            try GeoExport.write(GeoFeatureCollection(features: features), stem: path(item, ".events"))
+            summary.outputs += [item.key + ".events.geojson", item.key + ".events.gpx"]
+        }
         try JSONFile.write(summary, to: path(item, ".summary.json"))
         try JSONFile.write(DoneMarker(input: item.input, size: identity?.size, mtime: identity?.mtime, settings: settings,
                                       version: version), to: path(item, ".done.json"))
@@ -148,6 +165,14 @@ public struct BatchRunner: Sendable {
             }
         }
     }
+}
+
+/// The event lines of one input as they are written (the sink calls back from its actor).
+final class RecordCollector: Sendable {
+    private let records = Mutex<[EventRecord]>([])
+
+    func add(_ record: EventRecord) { records.withLock { $0.append(record) } }
+    var all: [EventRecord] { records.withLock { $0 } }
 }
 
 /// Merges the summaries and failures every shard wrote under one output folder.

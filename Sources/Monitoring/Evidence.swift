@@ -23,6 +23,8 @@ public struct EventOutputs: Sendable {
     /// file's media time starts at 0 on every run, and without it a restarted camera would reuse the ids of
     /// the events before, merging new events into old ones (an interrupted one among them) in the store.
     public var idStamp: Int64?
+    /// Places each event (the input's GPS track, a camera's fixed position); nil: events carry no location.
+    public var locator: EventLocator?
 
     public init(list: String, evidenceFolder: String?, camera: String, rules: EventRules = .default, epochTimes: Bool) {
         self.list = list
@@ -220,6 +222,8 @@ public actor EventSink {
     }
 
     private func append(_ record: EventRecord) async throws {
+        var record = record
+        record.location = outputs.locator?.location(at: record.bestTime ?? record.start)
         do {
             try await log.append(record)
         } catch {

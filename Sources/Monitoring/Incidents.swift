@@ -65,9 +65,26 @@ public struct EventRecord: Codable, Sendable, Equatable {
     /// Why an event ended when it is not the usual way: `interrupted` (the process was killed while it was
     /// open; its end is then its start, the last time known). Absent for an event that ended on its own.
     public var end_reason: String?
+    /// Where the event was at its best view, when the source has GPS or the camera a fixed place; omitted otherwise.
+    public var location: EventLocation?
+    /// When (on the event clock) the top score was seen: where the location is looked up. Not written:
+    /// the snapshot's moment, kept so the job can place the event.
+    public var bestTime: Double?
+
+    private enum CodingKeys: String, CodingKey {
+        case type, id, camera, start, end, top_score, box, area, snapshot, clip, frames, end_reason, location
+    }
+
+    /// Equal when every written field is: `bestTime` is not in the file, so a record read back equals the one written.
+    public static func == (a: EventRecord, b: EventRecord) -> Bool {
+        a.type == b.type && a.id == b.id && a.camera == b.camera && a.start == b.start && a.end == b.end
+            && a.top_score == b.top_score && a.box == b.box && a.area == b.area && a.snapshot == b.snapshot
+            && a.clip == b.clip && a.frames == b.frames && a.end_reason == b.end_reason && a.location == b.location
+    }
 
     public init(type: String, id: String, camera: String, start: Double, end: Double?, top_score: Double, box: [Int],
-                area: Int, snapshot: String?, clip: String?, frames: Int, end_reason: String? = nil) {
+                area: Int, snapshot: String?, clip: String?, frames: Int, end_reason: String? = nil,
+                location: EventLocation? = nil, bestTime: Double? = nil) {
         self.type = type
         self.id = id
         self.camera = camera
@@ -80,6 +97,8 @@ public struct EventRecord: Codable, Sendable, Equatable {
         self.clip = clip
         self.frames = frames
         self.end_reason = end_reason
+        self.location = location
+        self.bestTime = bestTime
     }
 }
 
@@ -164,6 +183,7 @@ public struct EventTracker: Sendable {
                     tracks[index].record.top_score = score
                     tracks[index].record.box = region.box
                     tracks[index].record.area = region.area
+                    tracks[index].record.bestTime = time
                     if tracks[index].started && grewEnough && !seen.contains(tracks[index].key) {
                         tracks[index].record.frames = tracks[index].frames
                         var update = tracks[index].record
@@ -176,7 +196,8 @@ public struct EventTracker: Sendable {
                 let key = nextKey
                 nextKey += 1
                 let record = EventRecord(type: "new", id: "", camera: camera, start: time, end: nil, top_score: score,
-                                         box: region.box, area: region.area, snapshot: nil, clip: nil, frames: 1)
+                                         box: region.box, area: region.area, snapshot: nil, clip: nil, frames: 1,
+                                         bestTime: time)
                 tracks.append(Track(key: key, trackIDs: [tracked.id], lastBox: region.box, first: time, lastSeen: time,
                                     frames: 1, record: record))
                 seen.insert(key)

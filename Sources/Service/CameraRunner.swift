@@ -229,6 +229,7 @@ public final class CameraRunner: Sendable {
         events.keepGoingOnWriteErrors = true
         events.appendsToList = true
         if !live { events.idStamp = Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+        events.locator = config.location.map { EventLocator(latitude: $0.latitude, longitude: $0.longitude) }
         outputs.eventList = events
         return outputs
     }

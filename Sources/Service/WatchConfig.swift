@@ -38,6 +38,8 @@ public struct CameraConfig: Sendable {
     /// Retention of recordings, clips and snapshots: by age and by total size, oldest first.
     public var maxAgeHours: Double?
     public var maxSizeMB: Double?
+    /// Where a fixed camera stands (`location: [lat, lon]`): every event of it carries this place.
+    public var location: (latitude: Double, longitude: Double)?
 
     public init(name: String, input: String) {
         self.name = name
@@ -165,7 +167,7 @@ struct Reader {
     static let cameraKeys: Set<String> = Set([
         "input", "enabled", "loop", "realtime", "size", "k", "tau", "variant", "alarm", "alarm_threshold", "smoothing", "hysteresis",
         "scene_cut", "min_region_area", "seed", "overlay", "timeout", "video_size", "framerate", "input_format",
-        "rtsp_transport", "record", "mask", "events", "retention",
+        "rtsp_transport", "record", "mask", "events", "retention", "location",
     ]).union(MethodSettings.keys)
     static let recordKeys: Set<String> = ["enabled", "segment_seconds", "crf", "preset"]
     static let eventKeys: Set<String> = ["min_frames", "end_after", "pre_capture", "post_capture", "snapshots", "clips",
@@ -502,6 +504,13 @@ struct Reader {
             } catch {
                 throw fail(v, key, error.description)
             }
+        case "location":
+            guard case let .sequence(pair) = v, pair.count == 2 else {
+                throw fail(v, key, "expected [latitude, longitude] in degrees, such as [51.5072, -0.1276]")
+            }
+            let latitude = try double(pair[0], key + "[0]", -90...90)
+            let longitude = try double(pair[1], key + "[1]", -180...180)
+            camera.location = (latitude, longitude)
         case "events":
             let pairs = try mapping(v, key)
             try checkKeys(pairs, allowed: Self.eventKeys, in: key)

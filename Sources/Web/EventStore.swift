@@ -25,6 +25,8 @@ public final class EventStore: Sendable {
         public var clip_parts: Int?
         /// `interrupted` when the process was killed while the event was open (see `EventRecord.end_reason`).
         public var end_reason: String?
+        /// Where the event was (JSON in the `location` column); nil without GPS or a fixed camera position.
+        public var location: EventLocation?
     }
 
     public init(path: String) throws {
@@ -51,6 +53,10 @@ public final class EventStore: Sendable {
                     ALTER TABLE events ADD COLUMN end_reason TEXT;
                     """)
             }
+            // A column added, not a table rebuilt: a database from before locations keeps its rows (location NULL).
+            migrator.registerMigration("events-v2-location") { db in
+                try db.execute(sql: "ALTER TABLE events ADD COLUMN location TEXT")
+            }
             try migrator.migrate(queue)
         } catch {
             throw StoreError("cannot use the event database '\(path)': \(Self.describe(error))")
@@ -60,16 +66,18 @@ public final class EventStore: Sendable {
     /// Adds or updates the event a line of an event list describes.
     public func record(_ record: EventRecord) throws {
         let box = record.box.map(String.init).joined(separator: ",")
+        let location = record.location.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
         do {
             try queue.write { db in
                 try db.execute(sql: """
-                    INSERT INTO events (id, camera, start, "end", top_score, box, area, frames, snapshot, clip, end_reason)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO events (id, camera, start, "end", top_score, box, area, frames, snapshot, clip, end_reason, location)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO UPDATE SET "end" = excluded."end", top_score = excluded.top_score, box = excluded.box,
                         area = excluded.area, frames = excluded.frames, snapshot = excluded.snapshot,
-                        clip = COALESCE(excluded.clip, events.clip), end_reason = excluded.end_reason
+                        clip = COALESCE(excluded.clip, events.clip), end_reason = excluded.end_reason,
+                        location = excluded.location
                     """, arguments: [record.id, record.camera, record.start, record.end, record.top_score, box, record.area,
-                                     record.frames, record.snapshot, record.clip, record.end_reason])
+                                     record.frames, record.snapshot, record.clip, record.end_reason, location])
             }
         } catch {
             throw StoreError("cannot write to the event database '\(path)': \(Self.describe(error))")
@@ -162,9 +170,10 @@ public final class EventStore: Sendable {
 
     static func row(_ r: GRDB.Row) -> Row {
         let box = (r["box"] as String? ?? "").split(separator: ",").compactMap { Int($0) }
+        let location = (r["location"] as String?).flatMap { try? JSONDecoder().decode(EventLocation.self, from: Data($0.utf8)) }
         return Row(id: r["id"], camera: r["camera"], start: r["start"], end: r["end"], top_score: r["top_score"], box: box,
                    area: r["area"], frames: r["frames"], snapshot: r["snapshot"], clip: r["clip"], clip_parts: r["clip_parts"],
-                   end_reason: r["end_reason"])
+                   end_reason: r["end_reason"], location: location)
     }
 
     static func describe(_ error: any Error) -> String {

@@ -35,6 +35,9 @@ struct Batch: AsyncParsableCommand {
     @Option(help: "Merge the per-file summaries under this folder into report.json and a table, then exit.")
     var report: String?
 
+    @Flag(help: "Write each event's snapshot and clip under OUT/<name>.evidence/ (the report's thumbnails).")
+    var snapshots = false
+
     @Flag(help: "Redo inputs even when their outputs are complete.")
     var force = false
 
@@ -60,10 +63,13 @@ struct Batch: AsyncParsableCommand {
     }
 
     var settings: BatchSettings {
-        BatchSettings(model: modelOptions.model, size: modelOptions.size ?? "default", method: options.method.settings,
+        var settings = BatchSettings(model: modelOptions.model, size: modelOptions.size ?? "default", method: options.method.settings,
                       overlay: options.overlay.rawValue, crf: options.crf, preset: options.preset,
                       fragmented: options.fragmented, maxFrames: source.maxFrames, duration: source.duration,
                       masks: options.events.masks, events: options.events.noEventsLog ? nil : options.events.rules)
+        settings.gps = options.gps.setting
+        settings.evidence = snapshots ? true : nil
+        return settings
     }
 
     /// Recordings, even behind URLs, are read whole: no live dropping, the source's own timestamps.
@@ -81,10 +87,13 @@ struct Batch: AsyncParsableCommand {
     func run() async throws {
         if let report {
             print(BatchReport.table(try BatchReport.merge(folder: report)), terminator: "")
-            print("report: \(report)/report.json")
+            let located = try GeoExport.merge(folder: report)
+            try ReportPage.write(located, folder: report)
+            print("report: \(report)/report.json, \(report)/report.html, \(report)/events.geojson, \(report)/events.gpx")
             return
         }
         guard let out else { return }
+        let writesEventLists = !options.events.noEventsLog
         let all = try BatchInputs.collect(inputs)
         try BatchRunner.checkOutputFolder(out, inputs: inputs)
         let shard = try Shard.select(option: self.shard, shards: shards, environment: ProcessInfo.processInfo.environment)
@@ -111,8 +120,9 @@ struct Batch: AsyncParsableCommand {
                 if control.isStopped { break }
                 Console.info("[\(n + 1)/\(pending.count)] \(item.input)")
                 do {
+                    let locator = template.eventList == nil ? nil : options.gps.locator(for: item.input, live: false)
                     guard let summary = try await runner.process(item, source: recording(item), outputs: template, job: job,
-                                                                 control: control) else { break }
+                                                                 control: control, locator: locator) else { break }
                     processed += 1
                     frames += summary.frames
                     print("\(item.key): \(summary.frames) frames, \(String(format: "%.2f", summary.framesPerSecond)) fps, \(summary.anomalyFrames) with anomalies, \(summary.regionTracks) regions")
@@ -127,6 +137,7 @@ struct Batch: AsyncParsableCommand {
                 }
             }
         }
+        if writesEventLists { try GeoExport.merge(folder: out) }
         let seconds = Date().timeIntervalSince(started)
         print(String(format: "batch: %d processed, %d skipped, %d failed; %d frames in %.1f s (%.3f files/s, %.2f frames/s)",
                      processed, skipped, failed.count, frames, seconds, Double(processed) / max(seconds, 1e-9),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Telemetry
 import VideoIO
 
 /// `roadwatch probe`: what a source is.
@@ -37,10 +38,12 @@ struct Probe: AsyncParsableCommand {
             counted = true
         }
         await source.close()
+        var report = ProbeReport(info: info, framesCounted: counted)
+        if isLocalFile { report.gps = GPSProbe(GPSSource.discover(videoPath: input)) }
         if json {
-            print(ProbeReport(info: info, framesCounted: counted).jsonString())
+            print(report.jsonString())
         } else {
-            print(ProbeReport(info: info, framesCounted: counted).text())
+            print(report.text())
         }
     }
 }
@@ -59,6 +62,8 @@ struct ProbeReport: Encodable {
     var pixel_format: String
     var bit_rate: Int?
     var audio: Bool
+    /// The GPS found in the file or beside it (local files only).
+    var gps: GPSProbe?
 
     init(info: MediaInfo, framesCounted: Bool) {
         input = info.url
@@ -92,6 +97,44 @@ struct ProbeReport: Encodable {
             frames     \(or(frames))\(frames_counted ? " (counted by decoding)" : "")
             duration   \(duration.map { String(format: "%.3f s", $0) } ?? "unknown")
             audio      \(audio ? "yes" : "no")
-            """
+            """ + (gps.map { "\n" + $0.text() } ?? "")
+    }
+}
+
+/// What `probe` says of a file's GPS: the source, where it was read, how many fixes, their rate and span.
+struct GPSProbe: Encodable {
+    var found: Bool
+    var source: String?
+    var origin: String?
+    var fixes: Int
+    /// Fixes per second.
+    var rate: Double?
+    /// Video seconds of the first and last fix.
+    var start: Double?
+    var end: Double?
+    var warnings: [String]
+
+    init(_ discovery: GPSDiscovery) {
+        let track = discovery.track
+        found = track != nil
+        source = track?.source.rawValue
+        origin = discovery.origin
+        fixes = track?.fixes.count ?? 0
+        rate = track.map { ($0.rate * 1000).rounded() / 1000 }
+        start = track?.timeSpan.map { ($0.lowerBound * 1000).rounded() / 1000 }
+        end = track?.timeSpan.map { ($0.upperBound * 1000).rounded() / 1000 }
+        warnings = discovery.warnings
+    }
+
+    func text() -> String {
+        var lines: [String]
+        if let source, let rate, let start, let end {
+            lines = ["gps        \(source), \(fixes) fixes at " + String(format: "%.2f Hz, %.3f-%.3f s", rate, start, end)]
+            if let origin { lines.append("gps file   \(origin)") }
+        } else {
+            lines = ["gps        none"]
+        }
+        lines += warnings.map { "gps warning \($0)" }
+        return lines.joined(separator: "\n")
     }
 }

@@ -39,6 +39,7 @@ struct MonitorOptions: ParsableArguments {
 
     @OptionGroup var method: MethodOptions
     @OptionGroup(title: "Events and ignore masks") var events: EventOptions
+    @OptionGroup(title: "GPS") var gps: GPSOptions
 
     func validate() throws {
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be in 0...51, got \(crf)") }
@@ -81,6 +82,7 @@ func runMonitor(input: String, output: String, modelOptions: ModelOptions, optio
     var outputs = options.outputs(video: output, segmentSeconds: sourceOptions.segmentTime)
     if output != "-" { outputs.eventList = options.events.outputs(
         video: output, camera: URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent, live: source.live) }
+    if outputs.eventList != nil { outputs.eventList?.locator = options.gps.locator(for: input, live: source.live) }
     try outputs.check(input: input)
     if let summary = sourceOptions.summaryJson { try OutputChecks.writable(summary, what: "summary file") }
     // A file is opened first, so a bad one fails before the model loads. A live source is opened last:
