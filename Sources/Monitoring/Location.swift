@@ -79,6 +79,10 @@ public struct EventLocator: Sendable {
     /// a missing or damaged track gives no locator, and the warnings say why.
     public static func discover(videoPath: String, offset: Double = 0) -> (locator: EventLocator?, discovery: GPSDiscovery) {
         var discovery = GPSSource.discover(videoPath: videoPath)
+        // A video in another container (Matroska, MPEG-TS, a still image) simply has no embedded track to read:
+        // not worth a warning on every run. A damaged MP4 still warns.
+        let notMP4 = "\(videoPath): not an MP4/MOV file"
+        discovery.warnings.removeAll { $0.hasPrefix(notMP4) }
         discovery.track?.offset += offset
         return (discovery.track.map(EventLocator.init(track:)), discovery)
     }

@@ -137,7 +137,8 @@ struct Batch: AsyncParsableCommand {
                 }
             }
         }
-        if writesEventLists { try GeoExport.merge(folder: out) }
+        // Not on a full disk: the merged files would fail too, and the batch is to be resumed anyway.
+        if writesEventLists, diskFullAt == nil { try GeoExport.merge(folder: out) }
         let seconds = Date().timeIntervalSince(started)
         print(String(format: "batch: %d processed, %d skipped, %d failed; %d frames in %.1f s (%.3f files/s, %.2f frames/s)",
                      processed, skipped, failed.count, frames, seconds, Double(processed) / max(seconds, 1e-9),
