@@ -217,7 +217,7 @@ struct VideoEval: AsyncParsableCommand {
     var every = 1
 
     @Option(help: ArgumentHelp("Pool every Nth row and column of each frame for AP/FPR95 (1: every pixel).",
-                               discussion: "The pooled pixels are kept until the end (about 17 bytes each), so memory grows with the clip: at the default 8 a 1,000-frame 720p clip pools 14.4 M pixels. The metrics are exact on the pixels pooled; the alarm metrics always use every pixel."))
+                               discussion: "Past 2 M pooled pixels they are sorted and spilled to an unlinked temporary file, so memory stays flat however long the clip: at the default 8 a 1,000-frame 720p clip pools 14.4 M pixels. The metrics are exact on the pixels pooled; the alarm metrics always use every pixel."))
     var pixelStride = 8
 
     @OptionGroup var modelOptions: ModelOptions
