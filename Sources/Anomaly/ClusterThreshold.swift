@@ -198,7 +198,9 @@ public struct MethodSettings: Sendable, Equatable, Codable {
     /// Checks ranges a user can get wrong; the message names the parameter.
     public func validate() throws(SettingsError) {
         func fail(_ text: String) -> SettingsError { SettingsError(description: text) }
-        guard clusterCounts.allSatisfy({ (1...64).contains($0) }) else { throw fail("k must be between 1 and 64") }
+        guard !clusterCounts.isEmpty, clusterCounts.allSatisfy({ (1...64).contains($0) }) else {
+            throw fail("k must be between 1 and 64 (cluster_counts: one or more)")
+        }
         guard tau.isFinite else { throw fail("tau must be a number") }
         guard smoothing > 0 && smoothing <= 1 else { throw fail("smoothing must be in (0, 1], got \(smoothing)") }
         guard hysteresis >= 0 && hysteresis.isFinite else { throw fail("hysteresis must not be negative, got \(hysteresis)") }
