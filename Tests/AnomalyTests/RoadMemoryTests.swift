@@ -95,3 +95,16 @@ struct RoadMemoryTests {
         #expect(tracker.activeTracks == 0)
     }
 }
+
+/// Settings named by their JSON keys (`--set`, the watch YAML): values land, bad ones are one line, never a trap.
+@Suite("Method settings by key")
+struct SettingsOverrideTests {
+    @Test("a value lands; an unknown key, a wrong type and an empty cluster list are refused")
+    func overrides() throws {
+        let s = try MethodSettings.overriding(.default, with: ["novelty_threshold=3.5", "alarm=memory", "cluster_counts=[4,8]"])
+        #expect(s.noveltyThreshold == 3.5 && s.alarm == .memory && s.clusterCounts == [4, 8])
+        for bad in ["nope=1", "cluster_counts=[]", "tau=abc", "memory_capacity=3", "novelty_hold=9", "seed=-1", "tau"] {
+            #expect(throws: SettingsError.self, "\(bad)") { try MethodSettings.overriding(.default, with: [bad]) }
+        }
+    }
+}
