@@ -64,15 +64,36 @@ public struct RoadMemory: Sendable {
     private var products: [Float] = []
     private var queries: [Float] = []
 
-    public init(settings: Settings, interval: Double) {
+    /// A calibrated memory (`MemoryBank`), `dimension` x `count` row-major: read, never changed or evicted.
+    private let prior: (vectors: [Float], count: Int, dimension: Int)?
+
+    public init(settings: Settings, interval: Double, prior: MemoryBank? = nil) {
         self.settings = settings
         random = SeededGenerator(seed: settings.seed)
         clock = AlarmClock(interval: interval)
+        self.prior = prior.map { bank in
+            let n = bank.header.count, d = bank.header.dimension
+            var columns = [Float](repeating: 0, count: n * d)
+            for r in 0..<n { for c in 0..<d { columns[c * n + r] = bank.vectors[r * d + c] } }
+            return (columns, n, d)
+        }
     }
 
-    /// Forgets everything (a new scene: another camera behind the same name, a seek).
+    /// Forgets what the stream taught it (a new scene: another camera behind the same name, a seek); the
+    /// calibrated prior stays.
     public mutating func reset() {
-        self = RoadMemory(settings: settings, interval: clock.interval)
+        var fresh = self
+        fresh.bank = []
+        fresh.count = 0
+        fresh.dimension = 0
+        fresh.lastUsed = []
+        fresh.pending = []
+        fresh.random = SeededGenerator(seed: settings.seed)
+        fresh.clock = AlarmClock(interval: clock.interval)
+        fresh.ticks = 0
+        fresh.startTime = nil
+        fresh.scale = nil
+        self = fresh
     }
 
     /// The outcome of one frame: the novelty of every cell (0 outside `drivable`), or nil between ticks and
@@ -99,7 +120,7 @@ public struct RoadMemory: Sendable {
         let start = startTime ?? time
         startTime = start
         if time < start { startTime = time }  // a clock that went back (a looped file): start counting again
-        let warming = time - (startTime ?? time) < settings.warmUp || count == 0
+        let warming = time - (startTime ?? time) < settings.warmUp || (count == 0 && prior == nil)
         // The columns at the picture's left and right edges are left out: the network's features there carry its
         // zero padding, and they turned "novel" on every road (the far lane at the edge, a car entering).
         let margin = Self.sideMargin(gridWidth: gw)
@@ -139,7 +160,8 @@ public struct RoadMemory: Sendable {
     private mutating func nearest(_ points: PointSet, cells: [Int]) -> [Float] {
         let d = dimension, m = cells.count, n = count
         guard m > 0 else { return [] }
-        guard n > 0 else { return [Float](repeating: 4, count: m) }
+        let usesPrior = prior.map { $0.dimension == d } ?? false
+        guard n > 0 || usesPrior else { return [Float](repeating: 4, count: m) }
         if queries.count < m * d { queries = [Float](repeating: 0, count: m * d) }
         points.values.withUnsafeBufferPointer { v in
             queries.withUnsafeMutableBufferPointer { q in
@@ -148,6 +170,11 @@ public struct RoadMemory: Sendable {
                 }
             }
         }
+        var distances = [Float](repeating: 4, count: m)
+        if usesPrior, let prior {
+            nearestInPrior(prior, queries: m, into: &distances)
+        }
+        guard n > 0 else { return distances }
         if products.count < m * n { products = [Float](repeating: 0, count: m * n) }
         let capacity = settings.capacity
         queries.withUnsafeBufferPointer { q in
@@ -158,17 +185,42 @@ public struct RoadMemory: Sendable {
                 }
             }
         }
-        var distances = [Float](repeating: 4, count: m)
         products.withUnsafeBufferPointer { p in
             for j in 0..<m {
                 let row = p.baseAddress! + j * n
                 var best = 0
                 for r in 1..<n where row[r] > row[best] { best = r }
-                distances[j] = max(0, 2 - 2 * row[best])
-                lastUsed[best] = ticks
+                let distance = max(0, 2 - 2 * row[best])
+                if distance <= distances[j] {
+                    distances[j] = distance
+                    lastUsed[best] = ticks
+                }
             }
         }
         return distances
+    }
+
+    /// Each query's squared distance to its nearest prior vector, where nearer than what `distances` holds.
+    private mutating func nearestInPrior(_ prior: (vectors: [Float], count: Int, dimension: Int), queries m: Int,
+                                         into distances: inout [Float]) {
+        let n = prior.count, d = prior.dimension
+        if products.count < m * n { products = [Float](repeating: 0, count: m * n) }
+        queries.withUnsafeBufferPointer { q in
+            prior.vectors.withUnsafeBufferPointer { b in
+                products.withUnsafeMutableBufferPointer { p in
+                    Gemm.multiply(m: m, n: n, k: d, a: q.baseAddress!, lda: d, b: b.baseAddress!, ldb: n,
+                                  c: p.baseAddress!, ldc: n)
+                }
+            }
+        }
+        products.withUnsafeBufferPointer { p in
+            for j in 0..<m {
+                let row = p.baseAddress! + j * n
+                var best = row[0]
+                for r in 1..<n where row[r] > best { best = row[r] }
+                distances[j] = min(distances[j], max(0, 2 - 2 * best))
+            }
+        }
     }
 
     /// Chooses the cells that may enter, queues them, and commits what has waited long enough.

@@ -13,8 +13,9 @@ public enum Evaluation {
 
     /// The monitor for evaluation: no overlay, the network's outputs kept for the baselines.
     public static func monitor(model: LoadedModel, size: FrameSize, settings: MethodSettings,
-                               independentFrames: Bool) throws -> Monitor {
+                               independentFrames: Bool, memory: MemoryBank? = nil) throws -> Monitor {
         var configuration = Monitor.Configuration(size: size, settings: settings, overlay: .none)
+        configuration.memory = memory
         configuration.keepsTensors = true
         configuration.independentFrames = independentFrames
         return try Monitor(model: model, configuration: configuration)
@@ -135,11 +136,12 @@ public enum VideoEvaluation {
     /// pixels; past 2 M a chunk of 32 bytes a pixel is sorted and spilled to a temporary file, so memory does not
     /// grow with the clip). The alarm metrics always use every pixel.
     public static func run(video: String, masks: String?, every: Int, model: LoadedModel, size: FrameSize,
-                           settings: MethodSettings, poolsPixels: Bool = true, pixelStride: Int = 1,
+                           memory: MemoryBank? = nil, settings: MethodSettings, poolsPixels: Bool = true, pixelStride: Int = 1,
                            onWarning: @escaping @Sendable (String) -> Void = { _ in },
                            onFrame: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> Result {
         precondition(every >= 1 && pixelStride >= 1)
-        let monitor = try Evaluation.monitor(model: model, size: size, settings: settings, independentFrames: false)
+        let monitor = try Evaluation.monitor(model: model, size: size, settings: settings, independentFrames: false,
+                                             memory: memory)
         let cold = KMeans(clusters: settings.clusterCounts[0], maxIterations: settings.maxIterations,
                           tolerance: settings.tolerance, seed: settings.seed)
         let source = try await VideoSource.open(video, options: InputOptions(onWarning: onWarning))

@@ -32,6 +32,8 @@ public final class Monitor: Sendable {
         /// few cores, a frame waits for the cores instead of in the stages' queues (latency), while the cores
         /// stay busy with the other cameras' frames.
         public var maxFramesInFlight: Int?
+        /// A calibrated memory of normal road the memory rule consults beside the stream's own (`MemoryBank`).
+        public var memory: MemoryBank?
 
         public init(size: FrameSize, settings: MethodSettings = .default, overlay: OverlayMode = .heat,
                     computeThreads: Int? = nil) {
@@ -50,6 +52,10 @@ public final class Monitor: Sendable {
     public init(model: LoadedModel, configuration: Configuration) throws {
         try model.network.checkInputSize(width: configuration.size.width, height: configuration.size.height)
         try configuration.settings.validate()
+        if let memory = configuration.memory {
+            try memory.check(model: model.descriptor.name, sha256: model.descriptor.sha256, width: configuration.size.width,
+                             height: configuration.size.height, dimension: memory.header.dimension, name: "memory")
+        }
         self.model = model
         self.configuration = configuration
         ComputeThreads.set(configuration.computeThreads ?? ProcessInfo.processInfo.activeProcessorCount)
@@ -66,7 +72,7 @@ public final class Monitor: Sendable {
                       decoder: DecoderStage(model: model, wantsClasses: c.overlay == .segmentation || c.overlay == .both,
                                             keepsTensors: c.keepsTensors, wantsDrivableArea: c.settings.alarm != .clusters,
                                             enclosedArea: c.settings.alarm == .memory),
-                      clustering: ClusteringStage(settings: c.settings),
+                      clustering: ClusteringStage(settings: c.settings, memory: c.memory),
                       thresholding: ThresholdingStage(settings: c.settings, ignore: c.ignore),
                       annotate: AnnotateStage(mode: c.overlay, palette: model.descriptor.palette, tau: c.settings.tau,
                                               ignore: c.ignore))

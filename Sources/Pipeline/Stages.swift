@@ -100,10 +100,11 @@ public actor ClusteringStage {
     /// The normalised feature vectors' memory, written again by every frame.
     private var pointRows: [Float] = []
 
-    public init(settings: MethodSettings) {
+    public init(settings: MethodSettings, memory prior: MemoryBank? = nil) {
         clusterer = FrameClusterer(settings: settings)
         memory = settings.alarm == .change ? NoveltyMemory(settings: settings) : nil
-        roadMemory = settings.alarm == .memory ? RoadMemory(settings: settings.roadMemory, interval: settings.alarmInterval) : nil
+        roadMemory = settings.alarm == .memory
+            ? RoadMemory(settings: settings.roadMemory, interval: settings.alarmInterval, prior: prior) : nil
     }
 
     public func process(_ input: consuming ScoredFrame) -> ClusteredFrame {

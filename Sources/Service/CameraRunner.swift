@@ -118,6 +118,7 @@ public final class CameraRunner: Sendable {
                 var configuration = Monitor.Configuration(size: size, settings: config.method, overlay: config.overlay,
                                                           computeThreads: threads)
                 configuration.ignore = config.mask
+                configuration.memory = config.memory
                 configuration.maxFramesInFlight = framesInFlight
                 let monitor = try Monitor(model: model, configuration: configuration)
                 let run = RunControl(monitor: monitor)

@@ -34,6 +34,8 @@ public struct CameraConfig: Sendable {
     public var crf = 23
     public var preset = "veryfast"
     public var mask: IgnoreMask?
+    /// A calibrated memory of normal road for the memory rule (`memory: FILE.rwmem`), read when the config is.
+    public var memory: MemoryBank?
     public var events = EventRules.default
     /// Retention of recordings, clips and snapshots: by age and by total size, oldest first.
     public var maxAgeHours: Double?
@@ -167,7 +169,7 @@ struct Reader {
     static let cameraKeys: Set<String> = Set([
         "input", "enabled", "loop", "realtime", "size", "k", "tau", "variant", "alarm", "alarm_threshold", "smoothing", "hysteresis",
         "scene_cut", "min_region_area", "seed", "overlay", "timeout", "video_size", "framerate", "input_format",
-        "rtsp_transport", "record", "mask", "events", "retention", "location",
+        "rtsp_transport", "record", "mask", "events", "retention", "location", "memory",
     ]).union(MethodSettings.keys)
     static let recordKeys: Set<String> = ["enabled", "segment_seconds", "crf", "preset"]
     static let eventKeys: Set<String> = ["min_frames", "end_after", "pre_capture", "post_capture", "snapshots", "clips",
@@ -501,6 +503,13 @@ struct Reader {
             }
             do {
                 camera.mask = try IgnoreMask(parsing: texts)
+            } catch {
+                throw fail(v, key, error.description)
+            }
+        case "memory":
+            let path = try string(v, key)
+            do {
+                camera.memory = try MemoryBank(contentsOf: path)
             } catch {
                 throw fail(v, key, error.description)
             }

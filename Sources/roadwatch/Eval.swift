@@ -52,6 +52,16 @@ struct MethodOptions: ParsableArguments {
                                                          valueName: "key=value"))
     var overrides: [String] = []
 
+    @Option(help: ArgumentHelp("A calibrated memory of normal road (made by `roadwatch calibrate`) that the memory rule consults beside the stream's own.",
+                               valueName: "file.rwmem"))
+    var memory: String?
+
+    /// The file `--memory` names, read (nil without one).
+    func loadMemory() throws -> MemoryBank? {
+        guard let memory else { return nil }
+        do { return try MemoryBank(contentsOf: memory) } catch { throw JobError(error.description) }
+    }
+
     func validate() throws {
         guard k >= 1 && k <= 64 else { throw ValidationError("--k must be between 1 and 64") }
         guard smoothing > 0 && smoothing <= 1 else { throw ValidationError("--smoothing must be in (0, 1], got \(smoothing)") }
@@ -240,6 +250,7 @@ struct VideoEval: AsyncParsableCommand {
         let total = try await VideoSource.open(video).info.frameCount.map { ($0 + every - 1) / every }
         let progress = Progress(total: total, unit: "frames", quiet: output.quiet)
         let r = try await VideoEvaluation.run(video: video, masks: masks, every: every, model: model, size: size,
+                                              memory: try method.loadMemory(),
                                               settings: settings, pixelStride: pixelStride,
                                               onWarning: { Console.warning($0) }) { _ in progress.advance() }
         progress.finish()
@@ -400,6 +411,7 @@ struct VideosEval: AsyncParsableCommand {
         let clips = try paths.map(Self.clip)
         let (model, size) = try await modelOptions.load()
         let settings = method.settings
+        let memory = try method.loadMemory()
         var rows: [(String, AlarmMetrics, Double)] = []
         var eventRows: [(String, EventMetrics)] = []
         print("\(clips.count) clips at \(size) (\(model.descriptor.name), K=\(method.k), \(method.variant), tau \(method.tau), every \(every))")
@@ -407,6 +419,7 @@ struct VideosEval: AsyncParsableCommand {
         for (path, clip) in zip(paths, clips) {
             let progress = Progress(total: nil, unit: "frames", quiet: output.quiet)
             let r = try await VideoEvaluation.run(video: clip.video, masks: clip.masks, every: every, model: model, size: size,
+                                                  memory: memory,
                                                   settings: settings, poolsPixels: false,
                                                   onWarning: { Console.warning($0) }) { _ in progress.advance(note: path) }
             progress.finish()

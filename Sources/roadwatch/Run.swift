@@ -72,6 +72,7 @@ func makeMonitor(model: LoadedModel, size: FrameSize, modelOptions: ModelOptions
     var configuration = Monitor.Configuration(size: size, settings: options.method.settings, overlay: options.overlay,
                                               computeThreads: modelOptions.threads)
     configuration.ignore = try options.events.ignoreMask()
+    configuration.memory = try options.method.loadMemory()
     return try Monitor(model: model, configuration: configuration)
 }
 
