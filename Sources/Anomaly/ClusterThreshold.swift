@@ -72,6 +72,8 @@ public struct MethodSettings: Sendable, Equatable, Codable {
     public var memoryInsertBelow: Double
     /// Seconds a cell waits before it enters the memory (dropped if something new turns up meanwhile).
     public var memoryCommitDelay: Double
+    /// The memory also learns the scenery beside the road (every cell, not only the drivable area's).
+    public var memoryEverywhere: Bool
 
     public init(clusterCounts: [Int] = [4], statistic: ClusterStatistic = .mean, score: ScoreVariant = .d2b,
                 tau: Double = 6.063, seed: UInt64 = 0, maxIterations: Int = 100, tolerance: Double = 1e-4,
@@ -82,7 +84,7 @@ public struct MethodSettings: Sendable, Equatable, Codable {
                 noveltyFloor: Double = 0.02, minimumAlarmCells: Int = 2, alarmInterval: Double = 0.08,
                 noveltyThreshold: Double = 3, noveltyHold: Double = 2, memoryCapacity: Int = 1024,
                 memoryWarmUp: Double = 1, trackFade: Double = 1, memoryInsertBelow: Double = 1,
-                memoryCommitDelay: Double = 2) {
+                memoryCommitDelay: Double = 2, memoryEverywhere: Bool = false) {
         precondition(!clusterCounts.isEmpty && clusterCounts.allSatisfy { $0 >= 1 })
         self.clusterCounts = clusterCounts
         self.statistic = statistic
@@ -113,6 +115,7 @@ public struct MethodSettings: Sendable, Equatable, Codable {
         self.trackFade = trackFade
         self.memoryInsertBelow = memoryInsertBelow
         self.memoryCommitDelay = memoryCommitDelay
+        self.memoryEverywhere = memoryEverywhere
     }
 
     public static let `default` = MethodSettings()
@@ -127,7 +130,7 @@ public struct MethodSettings: Sendable, Equatable, Codable {
              minimumAlarmCells = "minimum_alarm_cells", alarmInterval = "alarm_interval",
              noveltyThreshold = "novelty_threshold", noveltyHold = "novelty_hold", memoryCapacity = "memory_capacity",
              memoryWarmUp = "memory_warm_up", trackFade = "track_fade", memoryInsertBelow = "memory_insert_below",
-             memoryCommitDelay = "memory_commit_delay"
+             memoryCommitDelay = "memory_commit_delay", memoryEverywhere = "memory_everywhere"
     }
 
     /// Names accepted by `--variant`.
@@ -187,7 +190,7 @@ public struct MethodSettings: Sendable, Equatable, Codable {
     /// The road memory's settings.
     public var roadMemory: RoadMemory.Settings {
         RoadMemory.Settings(capacity: memoryCapacity, warmUp: memoryWarmUp, commitDelay: memoryCommitDelay,
-                            insertBelow: memoryInsertBelow, holdAbove: noveltyHold, seed: seed)
+                            insertBelow: memoryInsertBelow, holdAbove: noveltyHold, seed: seed, learnsEverywhere: memoryEverywhere)
     }
 
     /// The obstacle tracker's settings.

@@ -27,10 +27,14 @@ public struct RoadMemory: Sendable {
         public var scaleQuantile: Double
         public var scaleWeight: Double
         public var seed: UInt64
+        /// Every cell (side columns aside) is looked up and may enter, not only the drivable area's; novelty is
+        /// still reported for the drivable area alone. Scenery the class map sometimes calls road is then known.
+        public var learnsEverywhere: Bool
 
         public init(capacity: Int = 1024, insertPerTick: Int = 64, warmUp: Double = 1.0, commitDelay: Double = 1.0,
                     insertBelow: Double = 1.5, holdAbove: Double = 2.5, coverRadius: Double = 0.5,
-                    scaleQuantile: Double = 0.9, scaleWeight: Double = 0.02, seed: UInt64 = 0) {
+                    scaleQuantile: Double = 0.9, scaleWeight: Double = 0.02, seed: UInt64 = 0, learnsEverywhere: Bool = false) {
+            self.learnsEverywhere = learnsEverywhere
             self.capacity = capacity
             self.insertPerTick = insertPerTick
             self.warmUp = warmUp
@@ -124,18 +128,20 @@ public struct RoadMemory: Sendable {
         // The columns at the picture's left and right edges are left out: the network's features there carry its
         // zero padding, and they turned "novel" on every road (the far lane at the edge, a car entering).
         let margin = Self.sideMargin(gridWidth: gw)
-        let cells = (0..<points.count).filter { drivable[$0] && $0 % gw >= margin && $0 % gw < gw - margin }
+        let inside = (0..<points.count).filter { $0 % gw >= margin && $0 % gw < gw - margin }
+        // The cells looked at: the drivable area's, or every cell when the memory also learns the scenery.
+        let cells = settings.learnsEverywhere ? inside : inside.filter { drivable[$0] }
         let raw = nearest(points, cells: cells)
         // Novelty relative to how far normal road is from the memory on this stream.
         let relative = raw.map { Double($0) / max(scale ?? 1, 1e-6) }
         var suspicious = [Bool](repeating: false, count: gw * gh)
         if scale != nil {
-            for (j, i) in cells.enumerated() where relative[j] >= settings.holdAbove { suspicious[i] = true }
+            for (j, i) in cells.enumerated() where drivable[i] && relative[j] >= settings.holdAbove { suspicious[i] = true }
             if suspicious.contains(true) { suspicious = BinaryMask.grow(suspicious, width: gw, height: gh, by: 2) }
         }
-        // The scales learn from the cells that look normal (what is novel now, and its surroundings, would
-        // teach them the object's distance).
-        let normalCells = cells.indices.filter { !suspicious[cells[$0]] }
+        // The scales learn from the drivable cells that look normal (what is novel now, and its surroundings,
+        // would teach them the object's distance).
+        let normalCells = cells.indices.filter { drivable[cells[$0]] && !suspicious[cells[$0]] }
         let normal = normalCells.map { raw[$0] }.sorted()
         if !normal.isEmpty, count > 0 {
             let q = Double(normal[min(normal.count - 1, Int(settings.scaleQuantile * Double(normal.count)))])
@@ -144,7 +150,7 @@ public struct RoadMemory: Sendable {
         var novelty: [Float]?
         if !warming, scale != nil, count > 0 {
             var values = [Float](repeating: 0, count: points.count)
-            for (j, i) in cells.enumerated() { values[i] = Float(relative[j]) }
+            for (j, i) in cells.enumerated() where drivable[i] { values[i] = Float(relative[j]) }
             novelty = values
         }
         learn(points, cells: cells, raw: raw, relative: relative, suspicious: suspicious, warming: warming,

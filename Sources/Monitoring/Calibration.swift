@@ -15,6 +15,9 @@ public enum Calibration {
         /// Candidate cells kept at most before the coreset (a uniform sample beyond), bounding time and memory.
         public var maxCandidates: Int
         public var seed: UInt64
+        /// Every cell of the picture, not only the drivable area's: scenery that the class map sometimes calls
+        /// road (a dry hillside) is then known too.
+        public var everywhere = false
 
         public init(size: FrameSize, every: Int = 4, vectors: Int = 4096, maxCandidates: Int = 60_000, seed: UInt64 = 0) {
             self.size = size
@@ -57,7 +60,7 @@ public enum Calibration {
                                                     enclosed: true)
                 let points = FeatureVectors.normalized(encoded.features)
                 let margin = RoadMemory.sideMargin(gridWidth: gw)
-                for i in 0..<points.count where drivable[i] && i % gw >= margin && i % gw < gw - margin {
+                for i in 0..<points.count where options.everywhere || (drivable[i] && i % gw >= margin && i % gw < gw - margin) {
                     reservoir.offer(Array(points.values[(i * points.dimension)..<((i + 1) * points.dimension)]))
                 }
                 read += 1

@@ -28,6 +28,9 @@ struct Calibrate: AsyncParsableCommand {
     @Option(help: "Vectors kept (each 1 KB at 512 channels).")
     var vectors = 4096
 
+    @Flag(help: "Take every cell of the picture, not only the drivable road's.")
+    var everywhere = false
+
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
@@ -44,7 +47,9 @@ struct Calibrate: AsyncParsableCommand {
     func run() async throws {
         let (model, size) = try await modelOptions.load()
         let progress = Progress(total: nil, unit: "frames", quiet: quiet)
-        let bank = try await Calibration.run(clips: clips, model: model, options: Calibration.Options(size: size, every: every, vectors: vectors),
+        var options = Calibration.Options(size: size, every: every, vectors: vectors)
+        options.everywhere = everywhere
+        let bank = try await Calibration.run(clips: clips, model: model, options: options,
                                              onWarning: { Console.warning($0) }) { clip, _ in
             progress.advance(note: URL(fileURLWithPath: clip).lastPathComponent)
         }
@@ -55,6 +60,6 @@ struct Calibrate: AsyncParsableCommand {
         } catch {
             throw RoadwatchError("cannot write '\(output)': \(error.localizedDescription)")
         }
-        print("\(output): \(bank.header.count) vectors of \(bank.header.dimension) from \(bank.header.candidates) road cells in \(clips.count) clip(s), \(model.descriptor.name) at \(size), \(data.count / 1024) KB")
+        print("\(output): \(bank.header.count) vectors of \(bank.header.dimension) from \(bank.header.candidates) cells in \(clips.count) clip(s), \(model.descriptor.name) at \(size), \(data.count / 1024) KB")
     }
 }
