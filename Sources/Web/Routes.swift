@@ -34,13 +34,14 @@ enum Route: CaseIterable, Sendable {
         }
     }
 
+    private static let patterns = allCases.map { ($0, RouterPath($0.path)) }
+
     /// The route whose path pattern `path` fits, whatever the method.
     static func matching(_ path: String) -> Route? {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        return allCases.first { route in
-            let pattern = RouterPath(route.path)
-            return pattern.count == segments.count && zip(pattern, segments).allSatisfy { $0 ~= $1 }
-        }
+        return patterns.first { _, pattern in
+            pattern.count == segments.count && zip(pattern, segments).allSatisfy { $0 ~= $1 }
+        }?.0
     }
 }
 
