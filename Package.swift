@@ -127,7 +127,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The OpenAPI document, compiled into the binary: served at /api/openapi.json wherever the binary is
+            // installed, and checked against the router by WebTests.
+            resources: [.embedInCode("Resources/openapi.json")]
         ),
 
         // GPS tracks of dashcam files (GoPro GPMF, CAMM, Novatek freeGPS, NMEA, GPX, DJI SRT): the MP4 boxes

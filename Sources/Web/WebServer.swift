@@ -38,62 +38,92 @@ public struct WebServer: Sendable {
         try await shutdown.run(app, logger: logger)
     }
 
+    typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
+
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         if let token = settings.authToken { router.add(middleware: TokenCheck(token: token)) }
-        router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/readyz") { _, _ -> Response in
-            let problems = readinessProblems()
-            if problems.isEmpty { return Self.text("ready\n") }
-            return Self.text("not ready: " + problems.joined(separator: "; ") + "\n", status: .serviceUnavailable)
+        router.add(middleware: MethodCheck())
+        Self.addRoutes(to: router, handler: handler)
+        return router
+    }
+
+    /// Registers every route of `Route` with every method it serves, and nothing else.
+    static func addRoutes(to router: Router<BasicRequestContext>, handler: (Route) -> Handler) {
+        for route in Route.allCases {
+            let respond = handler(route)
+            for method in route.methods { router.on(RouterPath(route.path), method: method, use: respond) }
         }
-        router.get("/metrics") { _, _ -> Response in
-            metrics.update(service.cameras.map(\.current))
-            return Self.text(metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
-        }
-        router.get("/api/cameras") { _, _ -> Response in
-            try Self.json(service.status.map(CameraJSON.init))
-        }
-        router.get("/api/events") { request, _ -> Response in
-            let q = request.uri.queryParameters
-            guard let store else { return Self.text("the event database is not available\n", status: .serviceUnavailable) }
-            let limit = q.get("limit").flatMap { Int($0) } ?? 50
-            let after = q.get("after").flatMap { Double($0) }
-            return try Self.json(try store.events(camera: q.get("camera").map { String($0) }, after: after, limit: limit))
-        }
-        router.get("/api/events/:id") { _, context -> Response in
-            guard let row = try event(context) else { return Self.notFound("no such event") }
-            return try Self.json(row)
-        }
-        // GET and HEAD of an event's files (`FileResponse` answers HEAD without a body).
-        for method in [HTTPRequest.Method.get, .head] {
-            router.on("/api/events/:id/snapshot.jpg", method: method) { request, context -> Response in
+    }
+
+    func handler(_ route: Route) -> Handler {
+        switch route {
+        case .page:
+            return { request, _ in
+                let token = request.uri.queryParameters.get("token").map { String($0) }
+                return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                                body: .init(byteBuffer: ByteBuffer(string: Page.html(cameras: service.cameras.map(\.config.name), token: token))))
+            }
+        case .healthz:
+            return { _, _ in Self.text("ok\n") }
+        case .readyz:
+            return { _, _ in
+                let problems = readinessProblems()
+                if problems.isEmpty { return Self.text("ready\n") }
+                return Self.text("not ready: " + problems.joined(separator: "; ") + "\n", status: .serviceUnavailable)
+            }
+        case .metrics:
+            return { _, _ in
+                metrics.update(service.cameras.map(\.current))
+                return Self.text(metrics.text(), type: "text/plain; version=0.0.4; charset=utf-8")
+            }
+        case .openAPI:
+            return { _, _ in
+                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
+            }
+        case .cameras:
+            return { _, _ in try Self.json(service.status.map(CameraJSON.init)) }
+        case .events:
+            return { request, _ in
+                let query: EventQuery
+                let parameters = request.uri.queryParameters
+                switch EventQuery.parse({ parameters.get($0).map { String($0) } }) {
+                case .success(let q): query = q
+                case .failure(let problem): return Self.text(problem.description + "\n", status: .badRequest)
+                }
+                guard let store else { return Self.text("the event database is not available\n", status: .serviceUnavailable) }
+                return try Self.json(try store.events(camera: query.camera, after: query.after, limit: query.limit))
+            }
+        case .event:
+            return { _, context in
+                guard let row = try event(context) else { return Self.notFound("no such event") }
+                return try Self.json(row)
+            }
+        case .snapshot:
+            return { request, context in
                 guard let row = try event(context), let snapshot = row.snapshot else { return Self.notFound("no snapshot for this event") }
                 return try FileResponse.serve(folder(row.camera) + "/" + snapshot, type: "image/jpeg", request: request)
             }
-            router.on("/api/events/:id/clip.mp4", method: method) { request, context -> Response in
+        case .clip:
+            return { request, context in
                 guard let row = try event(context), let clip = row.clip else { return Self.notFound("no clip for this event") }
                 return try FileResponse.serve(folder(row.camera) + "/" + clip, type: "video/mp4", request: request)
             }
+        case .latestFrame:
+            return { _, context in
+                let name = try context.parameters.require("name")
+                guard service.cameras.contains(where: { $0.config.name == name }) else { return Self.notFound("no such camera") }
+                guard let jpeg = previews.jpeg(camera: name) else { return Self.notFound("no frame yet") }
+                return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: "no-store"],
+                                body: .init(byteBuffer: ByteBuffer(bytes: jpeg.data)))
+            }
+        case .stream:
+            return { _, context in
+                let name = try context.parameters.require("name")
+                guard service.cameras.contains(where: { $0.config.name == name }) else { return Self.notFound("no such camera") }
+                return mjpeg(name)
+            }
         }
-        router.get("/cameras/:name/latest.jpg") { _, context -> Response in
-            let name = try context.parameters.require("name")
-            guard service.cameras.contains(where: { $0.config.name == name }) else { return Self.notFound("no such camera") }
-            guard let jpeg = previews.jpeg(camera: name) else { return Self.notFound("no frame yet") }
-            return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: jpeg.data)))
-        }
-        router.get("/cameras/:name/stream.mjpeg") { _, context -> Response in
-            let name = try context.parameters.require("name")
-            guard service.cameras.contains(where: { $0.config.name == name }) else { return Self.notFound("no such camera") }
-            return mjpeg(name)
-        }
-        router.get("/") { request, _ -> Response in
-            let token = request.uri.queryParameters.get("token").map { String($0) }
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                            body: .init(byteBuffer: ByteBuffer(string: Page.html(cameras: service.cameras.map(\.config.name), token: token))))
-        }
-        return router
     }
 
     func folder(_ camera: String) -> String { service.config.output + "/" + camera }
@@ -147,10 +177,15 @@ public struct WebServer: Sendable {
     static func notFound(_ why: String) -> Response { text(why + "\n", status: .notFound) }
 
     static func json<T: Encodable>(_ value: T) throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: try body(value))))
+    }
+
+    /// A JSON answer's bytes: keys sorted, a nil field left out.
+    static func body<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+        return try encoder.encode(value)
     }
 }
 
@@ -200,6 +235,37 @@ struct CameraJSON: Encodable {
         last_error = s.lastError
         preview = "/cameras/\(s.name)/latest.jpg"
         stream = "/cameras/\(s.name)/stream.mjpeg"
+    }
+}
+
+/// The query of `/api/events`, checked: a value that does not parse, or a limit out of range, is refused (400)
+/// rather than quietly replaced by its default.
+struct EventQuery: Equatable {
+    var camera: String?
+    var after: Double?
+    var limit = 50
+
+    struct Problem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// `value` gives a query parameter by its name.
+    static func parse(_ value: (String) -> String?) -> Result<EventQuery, Problem> {
+        var query = EventQuery()
+        query.camera = value("camera")
+        if let text = value("after") {
+            guard let after = Double(text), after.isFinite else {
+                return .failure(Problem(description: "after: expected a time in epoch seconds, got '\(text)'"))
+            }
+            query.after = after
+        }
+        if let text = value("limit") {
+            guard let limit = Int(text), (1...1000).contains(limit) else {
+                return .failure(Problem(description: "limit: expected a whole number from 1 to 1000, got '\(text)'"))
+            }
+            query.limit = limit
+        }
+        return .success(query)
     }
 }
 

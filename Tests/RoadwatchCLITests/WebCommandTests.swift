@@ -83,6 +83,19 @@ struct WebCommandTests {
         #expect(try HTTP.get(base + "/metrics", headers: ["Authorization: Bearer wrong-token"]).status == 401)
         #expect(try HTTP.get(base + "/api/cameras", headers: ["Authorization: Bearer t0ken-for-tests"]).status == 200)
         #expect(try HTTP.get(base + "/api/cameras?token=t0ken-for-tests").status == 200)
+        // The OpenAPI document, behind the token like the rest; a known path asked with another method is 405 naming
+        // the ones it serves; a query that does not parse is refused.
+        let auth = ["Authorization: Bearer t0ken-for-tests"]
+        #expect(try HTTP.get(base + "/api/openapi.json").status == 401)
+        let document = try HTTP.get(base + "/api/openapi.json", headers: auth)
+        #expect(document.status == 200 && document.headers["content-type"] == "application/json")
+        #expect((try? JSONSerialization.jsonObject(with: document.body) as? [String: Any])?["openapi"] as? String == "3.1.0")
+        let post = try HTTP.get(base + "/api/cameras", headers: auth, curlArguments: ["-X", "POST"])
+        #expect(post.status == 405 && post.headers["allow"] == "GET", "\(post.status) \(post.headers)")
+        #expect(try HTTP.get(base + "/api/events/x/clip.mp4", headers: auth, curlArguments: ["-X", "DELETE"]).headers["allow"] == "GET, HEAD")
+        #expect(try HTTP.get(base + "/api/events?limit=0", headers: auth).status == 400)
+        #expect(try HTTP.get(base + "/api/events?after=yesterday", headers: auth).status == 400)
+        #expect(try HTTP.get(base + "/nothing/here", headers: auth, curlArguments: ["-X", "POST"]).status == 404)
         watch.signal(SIGINT)
         let outcome = try await blocking { watch.wait(timeout: 60) }
         #expect([0, 130].contains(outcome.status), "\(outcome.stderr)")
