@@ -175,6 +175,10 @@ public struct MethodSettings: Sendable, Equatable, Codable {
                 guard object[key] != nil else {
                     throw SettingsError(description: "unknown setting '\(key)' (known: \(object.keys.sorted().joined(separator: ", ")))")
                 }
+                if let spec = table.first(where: { $0.key == key }), spec.type == "word",
+                   !spec.accepts.components(separatedBy: ", ").contains(text) {
+                    throw SettingsError(description: "\(key) must be one of \(spec.accepts), got '\(text)'")
+                }
                 object[key] = (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: .fragmentsAllowed)) ?? text
             }
             let settings = try JSONDecoder().decode(MethodSettings.self, from: JSONSerialization.data(withJSONObject: object))
@@ -198,38 +202,18 @@ public struct MethodSettings: Sendable, Equatable, Codable {
         ObstacleTracker.Settings(threshold: noveltyThreshold, hold: noveltyHold, minimumCells: minimumAlarmCells, fade: trackFade)
     }
 
-    /// Checks ranges a user can get wrong; the message names the parameter.
+    /// Checks every value against its range in `MethodSettings.table`, then the settings that bound each other;
+    /// the message names the key.
     public func validate() throws(SettingsError) {
-        func fail(_ text: String) -> SettingsError { SettingsError(description: text) }
-        guard !clusterCounts.isEmpty, clusterCounts.allSatisfy({ (1...64).contains($0) }) else {
-            throw fail("k must be between 1 and 64 (cluster_counts: one or more)")
+        for spec in Self.table where !spec.isValid(self) {
+            throw SettingsError(description: "\(spec.key) must be \(spec.accepts), got \(spec.value(in: self))")
         }
-        guard tau.isFinite else { throw fail("tau must be a number") }
-        guard smoothing > 0 && smoothing <= 1 else { throw fail("smoothing must be in (0, 1], got \(smoothing)") }
-        guard hysteresis >= 0 && hysteresis.isFinite else { throw fail("hysteresis must not be negative, got \(hysteresis)") }
-        guard sceneCutFactor >= 1 else { throw fail("the scene-cut factor must be at least 1, got \(sceneCutFactor)") }
-        guard sceneCutSmoothing > 0 && sceneCutSmoothing <= 1 else {
-            throw fail("the scene-cut smoothing must be in (0, 1], got \(sceneCutSmoothing)")
+        guard noveltyHold <= noveltyThreshold else {
+            throw SettingsError(description: "novelty_hold must be at most novelty_threshold (\(SettingSpec.format(noveltyThreshold))), got \(SettingSpec.format(noveltyHold))")
         }
-        guard minimumRegionArea >= 0 else { throw fail("the minimum region area must not be negative") }
-        guard maxIterations >= 1 else { throw fail("max iterations must be at least 1") }
-        guard alarmThreshold.isFinite else { throw fail("the alarm threshold must be a number") }
-        guard (1...64).contains(noveltyClusters) else { throw fail("novelty clusters must be between 1 and 64") }
-        guard statisticsWeight > 0 && statisticsWeight <= 1 else { throw fail("the statistics weight must be in (0, 1]") }
-        guard warmUpFrames >= 0 && minimumAlarmCells >= 1 else { throw fail("warm-up frames and alarm cells must not be negative") }
-        guard confidenceFloor > 0 && noveltyFloor > 0 else { throw fail("the floors must be positive") }
-        guard alarmInterval >= 0 && alarmInterval.isFinite else { throw fail("the alarm interval must not be negative") }
-        guard noveltyThreshold.isFinite && noveltyThreshold > 0 else { throw fail("the novelty threshold must be positive") }
-        guard noveltyHold.isFinite && noveltyHold > 0 && noveltyHold <= noveltyThreshold else {
-            throw fail("the novelty hold must be positive and at most the novelty threshold, got \(noveltyHold)")
+        guard memoryInsertBelow <= noveltyHold else {
+            throw SettingsError(description: "memory_insert_below must be at most novelty_hold (\(SettingSpec.format(noveltyHold))), got \(SettingSpec.format(memoryInsertBelow))")
         }
-        guard (16...65_536).contains(memoryCapacity) else { throw fail("the memory capacity must be in 16...65536, got \(memoryCapacity)") }
-        guard memoryWarmUp >= 0 && memoryWarmUp.isFinite else { throw fail("the memory warm-up must not be negative") }
-        guard trackFade >= 0 && trackFade.isFinite else { throw fail("the track fade must not be negative") }
-        guard memoryInsertBelow > 0 && memoryInsertBelow <= noveltyHold else {
-            throw fail("memory_insert_below must be positive and at most novelty_hold, got \(memoryInsertBelow)")
-        }
-        guard memoryCommitDelay >= 0 && memoryCommitDelay <= 600 else { throw fail("memory_commit_delay must be in 0...600 seconds") }
     }
 }
 

@@ -130,6 +130,8 @@ public struct WatchConfig: Sendable {
     public var webhooks: [WebhookSettings] = []
     /// Nil: no MQTT.
     public var mqtt: MQTTConfig?
+    /// What the config said in a way that still works but will not (old key names), one line each.
+    public var warnings: [String] = []
     /// The config file.
     public var path: String
 
@@ -155,14 +157,26 @@ public struct WatchConfig: Sendable {
             throw ConfigError("\(path): not YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
         }
         let reader = Reader(path: path, environment: environment)
-        return try reader.config(root)
+        var config = try reader.config(root)
+        config.warnings = reader.warnings.items
+        return config
     }
+}
+
+/// Warnings gathered while the YAML is read.
+final class ConfigWarnings {
+    private(set) var items: [String] = []
+    func add(_ line: String) { items.append(line) }
 }
 
 /// Walks the YAML tree with the file name and line of every node at hand for the errors.
 struct Reader {
     let path: String
     let environment: [String: String]
+    let warnings = ConfigWarnings()
+
+    /// Keys renamed to the method's own names (`MethodSettings.table`): old spelling to new.
+    static let renamedKeys = ["scene_cut": "scene_cut_factor", "min_region_area": "minimum_region_area"]
 
     static let topKeys: Set<String> = ["output", "model", "threads", "log_level", "retention_interval", "defaults", "cameras",
                                        "http", "webhooks", "mqtt"]
@@ -450,23 +464,12 @@ struct Reader {
             }
             camera.size = size
         case "k": camera.method.clusterCounts = [try int(v, key, 1...64)]
-        case "tau": camera.method.tau = try double(v, key)
         case "variant":
             let name = try string(v, key)
             guard let settings = MethodSettings.variant(name, base: camera.method) else {
                 throw fail(v, key, "unknown variant '\(name)' (d1, d2n, d2b, d3, k4k8-median)")
             }
             camera.method = settings
-        case "alarm":
-            let name = try string(v, key)
-            guard let rule = AlarmRule(rawValue: name) else { throw fail(v, key, "expected memory, change or clusters, got '\(name)'") }
-            camera.method.alarm = rule
-        case "alarm_threshold": camera.method.alarmThreshold = try double(v, key, 0...1000)
-        case "smoothing": camera.method.smoothing = try double(v, key, 0...1)
-        case "hysteresis": camera.method.hysteresis = try double(v, key, 0...100)
-        case "scene_cut": camera.method.sceneCutFactor = try double(v, key, 1...1000)
-        case "min_region_area": camera.method.minimumRegionArea = try int(v, key, 0...100_000_000)
-        case "seed": camera.method.seed = UInt64(try int(v, key, 0...Int.max))
         case "overlay":
             let name = try string(v, key)
             guard let mode = OverlayMode(rawValue: name) else { throw fail(v, key, "expected heat, segmentation, both or none, got '\(name)'") }
@@ -549,8 +552,14 @@ struct Reader {
                 }
             }
         default:
-            // Any method setting by the key a run summary writes (novelty_threshold, memory_capacity, ...).
-            guard MethodSettings.keys.contains(pair.key) else { throw fail(pair.keyNode, key, "unknown key") }
+            // Any method setting by the key a run summary writes (novelty_threshold, memory_capacity, ...); the
+            // spellings of earlier releases still work, with a warning naming the key to use.
+            var name = pair.key
+            if let current = Self.renamedKeys[name] {
+                warnings.add("\(path):\(pair.keyNode.mark?.line ?? 0): '\(key)' is now called '\(current)'; the old name will stop working in the next release")
+                name = current
+            }
+            guard MethodSettings.keys.contains(name) else { throw fail(pair.keyNode, key, "unknown key") }
             let text: String
             if case .sequence(let items) = v {
                 var parts: [String] = []
@@ -560,7 +569,7 @@ struct Reader {
                 text = try string(v, key)
             }
             do {
-                camera.method = try MethodSettings.overriding(camera.method, with: ["\(pair.key)=\(text)"])
+                camera.method = try MethodSettings.overriding(camera.method, with: ["\(name)=\(text)"])
             } catch {
                 throw fail(v, key, error.description)
             }

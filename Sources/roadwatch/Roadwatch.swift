@@ -21,7 +21,7 @@ struct Roadwatch: AsyncParsableCommand {
             is unsure about are flagged as anomalies.
             """,
         version: version,
-        subcommands: [Run.self, Watch.self, Batch.self, Demo.self, Probe.self, Segment.self, Eval.self, Calibrate.self, Models.self, Bench.self]
+        subcommands: [Run.self, Watch.self, Batch.self, Demo.self, Probe.self, Segment.self, Eval.self, Calibrate.self, ConfigCommand.self, Models.self, Bench.self]
     )
 
     /// Parses and runs; every failure becomes one line on stderr and a non-zero exit below 128.

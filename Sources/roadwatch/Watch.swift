@@ -33,6 +33,7 @@ struct Watch: AsyncParsableCommand {
             Console.error(error.description)
             throw ExitCode(64)
         }
+        for warning in parsed.warnings { Console.warning(warning) }
         if check {
             let enabled = parsed.cameras.filter(\.enabled).count
             print("\(config): valid; \(parsed.cameras.count) cameras (\(enabled) enabled) into \(parsed.output)")
