@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import Pipeline
@@ -55,11 +56,9 @@ public struct WebServer: Sendable {
             try Self.json(service.status.map(CameraJSON.init))
         }
         router.get("/api/events") { request, _ -> Response in
-            let q = request.uri.queryParameters
             guard let store else { return Self.text("the event database is not available\n", status: .serviceUnavailable) }
-            let limit = q.get("limit").flatMap { Int($0) } ?? 50
-            let after = q.get("after").flatMap { Double($0) }
-            return try Self.json(try store.events(camera: q.get("camera").map { String($0) }, after: after, limit: limit))
+            let q = EventQuery(request.uri)
+            return try Self.json(try store.events(camera: q.camera, after: q.after, limit: q.limit))
         }
         router.get("/api/events/:id") { _, context -> Response in
             guard let row = try event(context) else { return Self.notFound("no such event") }
@@ -200,6 +199,20 @@ struct CameraJSON: Encodable {
         last_error = s.lastError
         preview = "/cameras/\(s.name)/latest.jpg"
         stream = "/cameras/\(s.name)/stream.mjpeg"
+    }
+}
+
+/// The filters of `GET /api/events` as its query string gives them; a value that does not parse is no filter.
+struct EventQuery: Equatable {
+    var camera: String?
+    var after: Double?
+    var limit: Int
+
+    init(_ uri: URI) {
+        let q = uri.queryParameters
+        camera = q.get("camera").map { String($0) }
+        after = q.get("after").flatMap { Double($0) }
+        limit = q.get("limit").flatMap { Int($0) } ?? 50
     }
 }
 
