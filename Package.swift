@@ -5,6 +5,9 @@ import PackageDescription
 /// (`ROADWATCH_SANITIZE=address`, see the end of this file): the service, the web layer and the binary hold no
 /// pointer code of roadwatch's and would only add instrumented rebuilds.
 let sanitizeSubset = Context.environment["ROADWATCH_SANITIZE"] == "address"
+/// `tools/fuzz` and `.ci/fuzz` (`ROADWATCH_FUZZ=1`): the libFuzzer entry point as a product, and roadwatch's own
+/// modules built with coverage for libFuzzer and AddressSanitizer (see the end of this file).
+let fuzzing = Context.environment["ROADWATCH_FUZZ"] != nil
 let outsideSubset: Set<String> = ["Service", "Web", "roadwatch", "RoadwatchCLITests", "ServiceTests", "WebTests"]
 
 let package = Package(
@@ -183,6 +186,18 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
+if fuzzing {
+    // libFuzzer brings `main`; the target defines `LLVMFuzzerTestOneInput` and chooses its parser by name.
+    package.products.append(.executable(name: "RoadwatchFuzz", targets: ["RoadwatchFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "RoadwatchFuzz",
+        dependencies: ["ONNX", "Models", "Service", "Web", "Telemetry"],
+        path: "Tests/Fuzz",
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    ))
+}
+
 if sanitizeSubset {
     package.targets.removeAll { outsideSubset.contains($0.name) }
     package.products.removeAll { outsideSubset.contains($0.name) }
@@ -196,8 +211,10 @@ if sanitizeSubset {
 ///   machine their optimised build took most of a 21-minute release build.
 /// - `ROADWATCH_SANITIZE=address` (`.ci/sanitize`): AddressSanitizer on roadwatch's own modules, over the subset
 ///   above. The dependencies keep their flags, so in the same build folder they are not built again.
+/// - `ROADWATCH_FUZZ=1`: coverage for libFuzzer and AddressSanitizer on the same modules, all of them (the fuzz
+///   targets reach the service and the web layer); the dependencies again keep their flags.
 let ownFlags = (optimize: Context.environment["ROADWATCH_OPTIMIZE_OWN"] != nil,
-                sanitize: sanitizeSubset)
+                sanitize: sanitizeSubset, fuzz: fuzzing)
 for target in package.targets where target.type != .system {
     if ownFlags.optimize {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
@@ -207,5 +224,9 @@ for target in package.targets where target.type != .system {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=address"])]
         target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=address", "-fno-omit-frame-pointer"])]
         target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-sanitize=address"])]
+    }
+    if ownFlags.fuzz {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer,address"])]
+        target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])]
     }
 }
