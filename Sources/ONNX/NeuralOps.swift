@@ -461,7 +461,9 @@ enum NeuralOps {
         let fill = inputs.count > 2 ? inputs[2]?.floatValues.first ?? 0 : try node.float("value", 0)
         let mode = try node.string("mode", "constant")
         guard pads.allSatisfy({ $0 >= 0 }) else { throw node.fail("negative pads are not supported") }
+        guard pads.allSatisfy({ $0 <= ONNXGraph.maximumElements }) else { throw node.fail("pads \(pads)") }
         let shape = (0..<x.rank).map { x.shape[$0] + pads[$0] + pads[$0 + x.rank] }
+        guard Value.elementCount(shape) != nil else { throw node.fail("pads \(pads) make too large a value of \(x.shape)") }
         let strides = Value.strides(x.shape), outStrides = Value.strides(shape)
         let xs = x.floatValues
         var out = [Float](repeating: fill, count: shape.reduce(1, *))
