@@ -5,6 +5,9 @@ import PackageDescription
 /// (`ROADWATCH_SANITIZE=address`, see the end of this file): the service, the web layer and the binary hold no
 /// pointer code of roadwatch's and would only add instrumented rebuilds.
 let sanitizeSubset = Context.environment["ROADWATCH_SANITIZE"] == "address"
+/// `tools/fuzz` and `.ci/fuzz` (`ROADWATCH_FUZZ=1`): the libFuzzer entry point as a product, and roadwatch's own
+/// modules built with coverage for libFuzzer and AddressSanitizer (see the end of this file).
+let fuzzing = Context.environment["ROADWATCH_FUZZ"] != nil
 let outsideSubset: Set<String> = ["Service", "Web", "roadwatch", "RoadwatchCLITests", "ServiceTests", "WebTests"]
 
 let package = Package(
@@ -186,6 +189,18 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
+if fuzzing {
+    // libFuzzer brings `main`; the target defines `LLVMFuzzerTestOneInput` and chooses its parser by name.
+    package.products.append(.executable(name: "RoadwatchFuzz", targets: ["RoadwatchFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "RoadwatchFuzz",
+        dependencies: ["ONNX", "Models", "Service", "Web", "Telemetry"],
+        path: "Tests/Fuzz",
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    ))
+}
+
 if sanitizeSubset {
     package.targets.removeAll { outsideSubset.contains($0.name) }
     package.products.removeAll { outsideSubset.contains($0.name) }
@@ -199,14 +214,20 @@ if sanitizeSubset {
 ///   machine their optimised build took most of a 21-minute release build.
 /// - `ROADWATCH_SANITIZE=address` (`.ci/sanitize`): AddressSanitizer on roadwatch's own modules, over the subset
 ///   above. The dependencies keep their flags, so in the same build folder they are not built again.
+/// - `ROADWATCH_FUZZ=1`: libFuzzer's coverage and AddressSanitizer on the modules that parse outside input (the
+///   fuzz targets' code), AddressSanitizer alone on the rest of roadwatch's, as `.ci/sanitize` builds them: run
+///   after it, only the parsing modules are built again. The dependencies again keep their flags.
+let fuzzedModules: Set<String> = ["ONNX", "Models", "Telemetry", "Service", "Web", "RoadwatchFuzz"]
 let ownFlags = (optimize: Context.environment["ROADWATCH_OPTIMIZE_OWN"] != nil,
-                sanitize: sanitizeSubset)
+                sanitize: sanitizeSubset || fuzzing, fuzz: fuzzing)
 for target in package.targets where target.type != .system {
     if ownFlags.optimize {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
         target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-O2"], .when(configuration: .debug))]
     }
-    if ownFlags.sanitize {
+    if ownFlags.fuzz && fuzzedModules.contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    } else if ownFlags.sanitize {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=address"])]
         target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=address", "-fno-omit-frame-pointer"])]
         target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-sanitize=address"])]

@@ -179,7 +179,22 @@ public struct MethodSettings: Sendable, Equatable, Codable {
                    !spec.accepts.components(separatedBy: ", ").contains(text) {
                     throw SettingsError(description: "\(key) must be one of \(spec.accepts), got '\(text)'")
                 }
-                object[key] = (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: .fragmentsAllowed)) ?? text
+                let value = (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: .fragmentsAllowed)) ?? text
+                if let spec = table.first(where: { $0.key == key }) {
+                    let trimmed = text.trimmingCharacters(in: .whitespaces)
+                    let isNumber = Double(trimmed) != nil
+                    let isBool = trimmed == "true" || trimmed == "false"
+                    if spec.type == "number" || spec.type == "integer", !isNumber {
+                        throw SettingsError(description: "\(key) must be a number (\(spec.accepts)), got '\(text)'")
+                    }
+                    if spec.type == "integer", let n = Double(trimmed), n != n.rounded() {
+                        throw SettingsError(description: "\(key) must be a whole number (\(spec.accepts)), got '\(text)'")
+                    }
+                    if spec.type == "boolean", !isBool {
+                        throw SettingsError(description: "\(key) must be true or false, got '\(text)'")
+                    }
+                }
+                object[key] = value
             }
             let settings = try JSONDecoder().decode(MethodSettings.self, from: JSONSerialization.data(withJSONObject: object))
             try settings.validate()

@@ -48,6 +48,9 @@ public enum ModelLoader {
         guard FileManager.default.fileExists(atPath: file.path) else { throw ModelStoreError("model file '\(file.path)' does not exist") }
         let definition = try given ?? ONNXDefinition.beside(file)
         let size = definition.default_size.flatMap { $0.count == 2 ? ($0[0], $0[1]) : nil } ?? (1024, 512)
+        guard (1...16_384).contains(size.0), (1...16_384).contains(size.1) else {
+            throw ModelStoreError("model definition of '\(file.path)': default_size \(size.0)x\(size.1) is not 1...16384 a side")
+        }
         let network = try ONNXSegmentation(file: file, definition: definition, size: size)
         let classes = definition.classes ?? (network.outputChannels <= 20 && network.outputChannels >= 19
             ? Array(ModelRegistry.cityscapesClasses.prefix(network.outputChannels)) + (network.outputChannels == 20 ? ["void"] : [])
@@ -60,6 +63,9 @@ public enum ModelLoader {
                 : [UInt8(truncatingIfNeeded: i * 67), UInt8(truncatingIfNeeded: i * 151), UInt8(truncatingIfNeeded: i * 29)]
         }
         let inDistribution = definition.in_distribution_classes ?? min(classes.count, classes.last == "void" ? classes.count - 1 : classes.count)
+        guard inDistribution >= 1, inDistribution <= classes.count else {
+            throw ModelStoreError("model definition of '\(file.path)': in_distribution_classes \(inDistribution) is not 1...\(classes.count)")
+        }
         let descriptor = ModelDescriptor(
             name: name ?? file.lastPathComponent, architecture: .onnx, summary: "ONNX model \(file.lastPathComponent)",
             fileName: file.lastPathComponent, url: "", sha256: "", bundled: false, defaultSize: network.fixedInputSize ?? size,

@@ -88,7 +88,7 @@ public final class ONNXSegmentation: SegmentationModel, Sendable {
         guard let features = first.shapes[featuresName], features.count == 4 else {
             throw ModelStoreError("'\(file.path)': features '\(featuresName)' are not 1 x C x h x w (\(first.shapes[featuresName] ?? [])); name a 4-D map in the model definition")
         }
-        guard features[3] > 0, size.width % features[3] == 0, size.height % features[2] == 0,
+        guard features[3] > 0, features[2] > 0, size.width % features[3] == 0, size.height % features[2] == 0,
               size.width / features[3] == size.height / features[2] else {
             throw ModelStoreError("'\(file.path)': features of \(features[3])x\(features[2]) are not the input \(size.width)x\(size.height) divided by a whole stride")
         }

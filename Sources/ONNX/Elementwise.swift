@@ -11,7 +11,8 @@ enum Broadcast {
         for (x, y) in zip(a, b) {
             if x == y || y == 1 { out.append(x) } else if x == 1 { out.append(y) } else { return nil }
         }
-        return out
+        // Expand's target comes from the model: a negative or enormous side is no shape.
+        return Value.elementCount(out) == nil ? nil : out
     }
 
     /// For each element of `target`, the index into an array of `shape` broadcast to it.

@@ -150,6 +150,13 @@ enum Operators {
             guard i < inputs.count, let value = inputs[i] else { throw node.fail("input \(i) is missing") }
             return value
         }
+        /// Range's length from (limit - start) / delta, which the model may make infinite, NaN or enormous.
+        func rangeCount(_ steps: Double) throws(ONNXError) -> Int {
+            guard steps.isFinite || steps < 0, steps.rounded(.up) <= Double(ONNXGraph.maximumElements) else {
+                throw node.fail("a range of \(steps) steps")
+            }
+            return max(0, Int(max(-1, steps.rounded(.up))))
+        }
         if node.op == "Erf" { return [Elementwise.vectorMap(try input(0), VectorMath.erf)] }
         if node.op == "Gelu", try node.string("approximate", "none") == "none" {
             return [Elementwise.vectorMap(try input(0)) { x in 0.5 * x * (1 + VectorMath.erf(x * 0.70710678118)) }]
@@ -224,7 +231,7 @@ enum Operators {
             throw node.fail("a Constant without a value roadwatch reads")
         case "ConstantOfShape":
             let shape = try input(0).intValues.map { Int($0) }
-            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) <= ONNXGraph.maximumElements else { throw node.fail("shape \(shape)") }
+            guard Value.elementCount(shape) != nil else { throw node.fail("shape \(shape)") }
             if case .tensor(let fill)? = node.attributes["value"] {
                 if fill.isInt { return [Value(shape: shape, ints: [Int64](repeating: fill.intValues.first ?? 0, count: shape.reduce(1, *)))] }
                 return [Value(shape: shape, floats: [Float](repeating: fill.floats.first ?? 0, count: shape.reduce(1, *)))]
@@ -240,15 +247,19 @@ enum Operators {
             }
         case "Range":
             let start = try input(0), limit = try input(1), delta = try input(2)
+            guard start.count == 1, limit.count == 1, delta.count == 1 else {
+                throw node.fail("start, limit and delta of shapes \(start.shape), \(limit.shape), \(delta.shape) (one value each)")
+            }
             if start.isInt {
                 let s = start.intValues[0], l = limit.intValues[0], d = delta.intValues[0]
                 guard d != 0 else { throw node.fail("delta 0") }
-                let n = max(0, Int((Double(l - s) / Double(d)).rounded(.up)))
-                return [Value(shape: [n], ints: (0..<n).map { s + Int64($0) * d })]
+                // In Double: the model's limits may be Int64's extremes, whose difference overflows.
+                let n = try rangeCount((Double(l) - Double(s)) / Double(d))
+                return [Value(shape: [n], ints: (0..<n).map { s &+ Int64($0) &* d })]
             }
             let s = start.floatValues[0], l = limit.floatValues[0], d = delta.floatValues[0]
             guard d != 0 else { throw node.fail("delta 0") }
-            let n = max(0, Int(((l - s) / d).rounded(.up)))
+            let n = try rangeCount(Double((l - s) / d))
             return [Value(shape: [n], floats: (0..<n).map { s + Float($0) * d })]
         default:
             throw node.fail("operator \(node.op) is not supported")

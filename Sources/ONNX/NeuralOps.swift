@@ -12,6 +12,11 @@ enum NeuralOps {
             self.kernel = kernel
             let s = try node.ints("strides") ?? [1, 1], d = try node.ints("dilations") ?? [1, 1]
             guard s.count == 2, d.count == 2 else { throw node.fail("only 2-D windows are supported") }
+            // Zero strides divide by zero and huge ones overflow the size arithmetic; no real network is near the bound.
+            let sane = 1...Self.maximumExtent
+            guard sane.contains(kernel.0), sane.contains(kernel.1), s.allSatisfy(sane.contains), d.allSatisfy(sane.contains) else {
+                throw node.fail("kernel \(kernel), strides \(s), dilations \(d): each must be 1...\(Self.maximumExtent)")
+            }
             stride = (s[0], s[1])
             dilation = (d[0], d[1])
             var pads = try node.ints("pads") ?? [0, 0, 0, 0]
@@ -29,9 +34,12 @@ enum NeuralOps {
             } else if auto == "VALID" {
                 pads = [0, 0, 0, 0]
             }
-            guard pads.count == 4, pads.allSatisfy({ $0 >= 0 }) else { throw node.fail("pads \(pads) (2-D only)") }
+            guard pads.count == 4, pads.allSatisfy({ $0 >= 0 && $0 <= Self.maximumExtent }) else { throw node.fail("pads \(pads) (2-D only)") }
             self.pads = pads
         }
+
+        /// The largest kernel side, stride, dilation or pad a window may have.
+        static let maximumExtent = 4096
 
         func outputSize(_ h: Int, _ w: Int, ceil: Bool = false) -> (Int, Int) {
             func size(_ n: Int, _ k: Int, _ s: Int, _ d: Int, _ p: Int, _ begin: Int) -> Int {
@@ -181,6 +189,7 @@ enum NeuralOps {
         let isMax = node.op == "MaxPool"
         let c = x.shape[1], h = x.shape[2], w = x.shape[3]
         let (oh, ow) = window.outputSize(h, w, ceil: ceil)
+        guard oh > 0, ow > 0 else { throw node.fail("a \(k[0])x\(k[1]) window leaves no output for input \(x.shape)") }
         if !isMax, window.dilation == (1, 1), oh > 0, ow > 0 {
             // The two average poolings of image pyramids, on Tensors' vector kernels.
             if k == [3, 3], window.stride == (2, 2), window.pads == [1, 1, 1, 1], includePad, !ceil {
@@ -452,7 +461,9 @@ enum NeuralOps {
         let fill = inputs.count > 2 ? inputs[2]?.floatValues.first ?? 0 : try node.float("value", 0)
         let mode = try node.string("mode", "constant")
         guard pads.allSatisfy({ $0 >= 0 }) else { throw node.fail("negative pads are not supported") }
+        guard pads.allSatisfy({ $0 <= ONNXGraph.maximumElements }) else { throw node.fail("pads \(pads)") }
         let shape = (0..<x.rank).map { x.shape[$0] + pads[$0] + pads[$0 + x.rank] }
+        guard Value.elementCount(shape) != nil else { throw node.fail("pads \(pads) make too large a value of \(x.shape)") }
         let strides = Value.strides(x.shape), outStrides = Value.strides(shape)
         let xs = x.floatValues
         var out = [Float](repeating: fill, count: shape.reduce(1, *))

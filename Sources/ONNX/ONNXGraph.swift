@@ -36,13 +36,19 @@ public struct ONNXGraph: Sendable {
     ]).union(MoreOps.operators)
 
     public init(path: String) throws(ONNXError) {
-        self.path = path
         let url = URL(fileURLWithPath: path)
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         guard let size = attributes?[.size] as? Int else { throw ONNXError("cannot read ONNX model '\(path)': no such file") }
         guard size > 0 else { throw ONNXError("ONNX model '\(path)' is empty") }
         guard size <= Self.maximumFileBytes else { throw ONNXError("ONNX model '\(path)' is \(size) bytes, more than roadwatch reads") }
         guard let data = try? Data(contentsOf: url) else { throw ONNXError("cannot read ONNX model '\(path)'") }
+        try self.init(data: data, path: path)
+    }
+
+    /// A model from its bytes; `path` names it in errors and locates its external data.
+    public init(data: Data, path: String) throws(ONNXError) {
+        self.path = path
+        let url = URL(fileURLWithPath: path)
         let model: RoadwatchOnnx_ModelProto
         do {
             model = try RoadwatchOnnx_ModelProto(serializedBytes: data)

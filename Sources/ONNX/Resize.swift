@@ -96,6 +96,12 @@ enum ResizeOp {
         return out
     }
 
+    /// A computed output side as a whole number; scales from the model may be infinite, NaN or enormous, and
+    /// those become sides the check below refuses instead of traps in the conversion.
+    static func side(_ value: Double) -> Int {
+        value.isFinite ? Int(max(-1, min(value, Double(ONNXGraph.maximumElements) + 1))) : -1
+    }
+
     static func resize(_ node: Node, _ inputs: [Value?]) throws(ONNXError) -> Value {
         guard let x = inputs.first ?? nil else { throw node.fail("no input") }
         func given(_ i: Int) -> Value? { i < inputs.count ? inputs[i].flatMap { $0.count > 0 ? $0 : nil } : nil }
@@ -116,7 +122,7 @@ enum ResizeOp {
             if settings.mode == "nearest", !scales.allSatisfy({ $0 == $0.rounded(.down) && $0 >= 1 }) {
                 throw node.fail("nearest Upsample by scales \(factors): only whole scales are defined")
             }
-            size = zip(x.shape, scales).map { Int(Double($0) * $1) }
+            size = zip(x.shape, scales).map { side(Double($0) * $1) }
         } else {
             settings.mode = try node.string("mode", "nearest")
             settings.transform = try node.string("coordinate_transformation_mode", "half_pixel")
@@ -141,7 +147,7 @@ enum ResizeOp {
                     let scale = policy == "not_larger" ? chosen.min()! : chosen.max()!
                     for a in axes {
                         scales[a] = scale
-                        size[a] = Int(scale * Double(x.shape[a]) + 0.5)
+                        size[a] = side(scale * Double(x.shape[a]) + 0.5)
                     }
                 }
             } else if let factors = given(2) {
@@ -149,7 +155,7 @@ enum ResizeOp {
                 guard values.count == axes.count else { throw node.fail("\(values.count) scales for \(axes.count) axes") }
                 for (i, a) in axes.enumerated() {
                     scales[a] = Double(values[i])
-                    size[a] = Int(scales[a] * Double(x.shape[a]))
+                    size[a] = side(scales[a] * Double(x.shape[a]))
                 }
             } else {
                 throw node.fail("neither scales nor sizes given")
@@ -161,7 +167,7 @@ enum ResizeOp {
                 for (i, a) in axes.enumerated() { roi[a] = (Double(box[i]), Double(box[i + axes.count])) }
             }
         }
-        guard size.allSatisfy({ $0 > 0 }), size.reduce(1, *) <= ONNXGraph.maximumElements else {
+        guard size.allSatisfy({ $0 > 0 }), Value.elementCount(size) != nil else {
             throw node.fail("resizing \(x.shape) to \(size)")
         }
         if let fast = bilinear(x, size: size, scales: scales, settings) { return fast }

@@ -22,11 +22,13 @@ enum ShapeOps {
             shape[i] = x.shape[i]
         }
         if let unknown = shape.firstIndex(of: -1) {
-            let known = shape.enumerated().filter { $0.offset != unknown }.reduce(1) { $0 * $1.element }
-            guard known > 0 && x.count % known == 0 else { throw node.fail("cannot reshape \(x.shape) to \(shape)") }
+            let others = shape.enumerated().filter { $0.offset != unknown }.map(\.element)
+            guard let known = Value.elementCount(others), known > 0 && x.count % known == 0 else {
+                throw node.fail("cannot reshape \(x.shape) to \(shape)")
+            }
             shape[unknown] = x.count / known
         }
-        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == x.count else {
+        guard Value.elementCount(shape) == x.count else {
             throw node.fail("cannot reshape \(x.shape) to \(shape)")
         }
         return x.reshaped(shape)
@@ -172,11 +174,15 @@ enum ShapeOps {
             ends = try node.ints("ends") ?? []
             axes = try node.ints("axes")
         }
+        guard ends.count == starts.count, (axes?.count ?? starts.count) == starts.count, (steps?.count ?? starts.count) == starts.count else {
+            throw node.fail("\(starts.count) starts, \(ends.count) ends, \(axes?.count ?? 0) axes and \(steps?.count ?? 0) steps do not pair up")
+        }
         var result = x
         for (n, start) in starts.enumerated() {
             let axis = try Self.axis(axes?[n] ?? n, rank: x.rank, node)
             let step = steps?[n] ?? 1
-            guard step != 0 else { throw node.fail("step 0") }
+            // A step past ±2^31 would overflow the count below; no shape is that long.
+            guard step != 0, step.magnitude <= 1 << 31 else { throw node.fail("step \(step)") }
             let size = result.shape[axis]
             func clamp(_ v: Int, _ low: Int, _ high: Int) -> Int { min(max(v, low), high) }
             var s = start < 0 ? start + size : start, e = ends[n] < 0 ? ends[n] + size : ends[n]
@@ -208,7 +214,7 @@ enum ShapeOps {
             let each = (x.shape[axis] + parts - 1) / parts
             sizes = (0..<parts).map { min(each, x.shape[axis] - $0 * each) }
         }
-        guard sizes.reduce(0, +) == x.shape[axis], sizes.allSatisfy({ $0 >= 0 }) else {
+        guard sizes.allSatisfy({ $0 >= 0 && $0 <= x.shape[axis] }), sizes.reduce(0, +) == x.shape[axis] else {
             throw node.fail("split \(sizes) of axis size \(x.shape[axis])")
         }
         var start = 0
@@ -276,8 +282,11 @@ enum ShapeOps {
 
     static func tile(_ node: Node, _ x: Value, _ repeats: Value) throws(ONNXError) -> Value {
         let times = repeats.intValues.map { Int($0) }
-        guard times.count == x.rank, times.allSatisfy({ $0 >= 1 }) else { throw node.fail("repeats \(times) for rank \(x.rank)") }
+        guard times.count == x.rank, times.allSatisfy({ $0 >= 1 && $0 <= ONNXGraph.maximumElements }) else {
+            throw node.fail("repeats \(times) for rank \(x.rank)")
+        }
         let shape = zip(x.shape, times).map { $0 * $1 }
+        guard Value.elementCount(shape) != nil else { throw node.fail("repeats \(times) make too large a value of \(x.shape)") }
         let strides = Value.strides(x.shape)
         var source = [Int](repeating: 0, count: shape.reduce(1, *))
         let outStrides = Value.strides(shape)

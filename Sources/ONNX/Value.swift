@@ -24,8 +24,25 @@ public struct Value: Sendable {
     public var count: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
 
-    /// The values as integers (a float tensor rounded toward zero).
-    public var intValues: [Int64] { ints ?? floats.map { Int64($0) } }
+    /// The values as integers (a float tensor rounded toward zero, saturating: NaN is 0, ±infinity the extremes,
+    /// where a plain conversion would trap on a model's odd constant).
+    public var intValues: [Int64] {
+        ints ?? floats.map { $0.isNaN ? 0 : Int64(Swift.max(Swift.min($0, 9e18), -9e18)) }
+    }
+
+    /// The element count of `shape`, or nil when a side is negative or the count passes what a graph may hold
+    /// (`ONNXGraph.maximumElements`): shapes computed from a model's values are checked before anything is sized
+    /// by them.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for side in shape {
+            guard side >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: side)
+            guard !overflow, product <= ONNXGraph.maximumElements else { return nil }
+            count = product
+        }
+        return count
+    }
     /// The values as floats.
     public var floatValues: [Float] { ints.map { $0.map(Float.init) } ?? floats }
 

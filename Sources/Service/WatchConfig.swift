@@ -224,18 +224,20 @@ struct Reader {
     /// A scalar's text with `${VAR}` filled from the environment; a variable that is not set is an error.
     func string(_ node: Node, _ key: String) throws(ConfigError) -> String {
         guard case let .scalar(scalar) = node else { throw fail(node, key, "expected a single value") }
-        var text = scalar.string
-        while let open = text.range(of: "${") {
-            guard let close = text.range(of: "}", range: open.upperBound..<text.endIndex) else {
+        // Values put in are not searched again: one that holds `${...}` itself (its own name) would loop for ever.
+        var rest = Substring(scalar.string), text = ""
+        while let open = rest.range(of: "${") {
+            guard let close = rest.range(of: "}", range: open.upperBound..<rest.endIndex) else {
                 throw fail(node, key, "'${' without a closing '}'")
             }
-            let name = String(text[open.upperBound..<close.lowerBound])
+            let name = String(rest[open.upperBound..<close.lowerBound])
             guard let value = environment[name] else {
                 throw fail(node, key, "the environment variable \(name) is not set")
             }
-            text.replaceSubrange(open.lowerBound..<close.upperBound, with: value)
+            text += rest[..<open.lowerBound] + value
+            rest = rest[close.upperBound...]
         }
-        return text
+        return text + rest
     }
 
     func double(_ node: Node, _ key: String, _ range: ClosedRange<Double>? = nil) throws(ConfigError) -> Double {

@@ -13,7 +13,7 @@ public enum GPX {
         // Foundation's XMLParser on Linux traps on an element name that is not valid UTF-8 (it force-unwraps the
         // conversion), so invalid bytes become U+FFFD first; a damaged file must be an error, not a crash.
         let text = String(decoding: data, as: UTF8.self)
-        let clean = text.utf8.elementsEqual(data) ? data : Data(text.utf8)
+        let clean = withoutProcessingInstructions(text.utf8.elementsEqual(data) ? data : Data(text.utf8))
         let collector = Collector()
         let parser = XMLParser(data: clean)
         parser.delegate = collector
@@ -41,6 +41,33 @@ public enum GPX {
             return fix
         }.filter { $0.isPlausible && $0.fix != .noFix }
         return GPSTrack(fixes: fixes, source: .gpx)
+    }
+
+    /// Every `<?…?>` replaced by a space. Foundation's parser on Linux reads a processing instruction's data with
+    /// `strlen` and segfaults on one without data (`<?name?>`); GPX carries nothing in them. The XML declaration
+    /// goes too, which is right for the UTF-8 text this parser is given.
+    static func withoutProcessingInstructions(_ data: Data) -> Data {
+        let bytes = [UInt8](data)
+        var result: [UInt8] = []
+        result.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "<"), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "?") else {
+                result.append(bytes[i])
+                i += 1
+                continue
+            }
+            // Without a closing `?>` no later `<?` closes either: the rest stays as it is (and fails to parse).
+            guard let close = bytes[(i + 2)...].indices.first(where: {
+                $0 + 1 < bytes.count && bytes[$0] == UInt8(ascii: "?") && bytes[$0 + 1] == UInt8(ascii: ">")
+            }) else {
+                result += bytes[i...]
+                break
+            }
+            result.append(UInt8(ascii: " "))
+            i = close + 2
+        }
+        return Data(result)
     }
 
     /// Reads the GPX file at `path`.

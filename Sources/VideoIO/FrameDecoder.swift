@@ -311,11 +311,18 @@ final class FrameDecoder: @unchecked Sendable {
     /// repeated ones moved one tick on.
     private func presentationTimestamp() -> Int64 {
         let raw = frame!.pointee.best_effort_timestamp
+        // A container may hold any 64-bit timestamp: kept within 10^12 s of the start (in ticks of this stream's
+        // time base), so the sums here and every later seconds-to-milliseconds conversion stay far from overflow.
+        let ticks = info.timeBase.value > 0 ? 1e12 / info.timeBase.value : .infinity
+        let limit = Int64(min(ticks, 9e17))
+        func bounded(_ value: (partialValue: Int64, overflow: Bool), _ direction: Int64) -> Int64 {
+            value.overflow ? direction.signum() * limit : min(max(value.partialValue, -limit), limit)
+        }
         var pts: Int64
         if raw == rw_nopts_value() {
-            pts = (lastPTS ?? -frameDuration) + frameDuration
+            pts = bounded((lastPTS ?? -frameDuration).addingReportingOverflow(frameDuration), 1)
         } else {
-            pts = raw - streamStart
+            pts = bounded(raw.subtractingReportingOverflow(streamStart), raw)
         }
         if let lastPTS, pts <= lastPTS { pts = lastPTS + 1 }
         lastPTS = pts

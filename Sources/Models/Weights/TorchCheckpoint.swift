@@ -22,6 +22,11 @@ public enum TorchCheckpoint {
             throw WeightError(path, FileManager.default.fileExists(atPath: path) ? "unreadable" : "no such file")
         }
         if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            do {
+                try ZipBounds.check(data)
+            } catch {
+                throw WeightError(path, "not a readable PyTorch zip checkpoint: " + error.message)
+            }
             return try loadZip(path: path)
         }
         return try loadLegacy(bytes: [UInt8](data), name: path)
@@ -86,7 +91,8 @@ public enum TorchCheckpoint {
         let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         func extract(_ entry: Entry) throws(WeightError) -> [UInt8] {
             // Storages are stored uncompressed; a large inflation ratio is a zip bomb, not a checkpoint.
-            guard entry.uncompressedSize <= UInt64(max(fileSize, 1)) * 4 + 1_000_000 else {
+            guard entry.uncompressedSize <= UInt64(max(fileSize, 1)) * 4 + 1_000_000,
+                  entry.compressedSize <= UInt64(max(fileSize, 0)) else {
                 throw fail("entry '\(entry.path)' inflates to \(entry.uncompressedSize) bytes")
             }
             var result: [UInt8] = []
