@@ -77,13 +77,14 @@ struct LiveStreamTests {
         #expect(dropped >= 0 && (summary["frames_processed"] as? Int ?? -1) + dropped == 60, "\(summary)")
         // What the stream probe buffered while opening comes out at once and is dropped as stale (0 here on an
         // idle machine, up to 23 in CI with the other suites running), so count drops once running: from the
-        // 10th processed frame on, at most a fifth (0 on an idle machine; 6 of 50 in one CI run, where the
-        // other suites take the cores for seconds at a time). A reader that did not wait would drop about half.
+        // 10th processed frame on, at most a third (0 on an idle machine; 6 of 50 in one CI run and 10 of about 50
+        // in another, where the other suites take the cores for seconds at a time). A reader that did not wait
+        // would drop about half.
         let counts = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["dropped"] as? Int
         }
         #expect(counts.count == summary["frames_processed"] as? Int)
-        if counts.count > 10 { #expect(counts.last! - counts[9] <= (counts.count - 10) / 5, "drops per frame: \(counts)") }
+        if counts.count > 10 { #expect(counts.last! - counts[9] <= (counts.count - 10) / 3, "drops per frame: \(counts)") }
         let latency = try #require(summary["latency_ms"] as? [String: Double])
         #expect((latency["p99"] ?? .infinity) < 3000, "\(latency)")  // 82 ms idle, 1118 ms in that CI run
         #expect(try Self.frames(output) == summary["frames_processed"] as? Int)
